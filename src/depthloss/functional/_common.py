@@ -1,0 +1,193 @@
+"""Plumbing shared by the kernels: compute dtype, autocast, image grouping, masks, safe division.
+
+Every helper here is dense and sync-free: masks enter through ``torch.where`` or as float
+multipliers, never through boolean indexing.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Literal, NamedTuple, Optional, TypeVar
+
+import torch
+from torch import Tensor
+
+from depthloss.functional._checks import (
+    check_choice,
+    check_depth_map,
+    check_mask,
+    check_pair,
+    check_weights,
+)
+
+Reduction = Literal["mean", "sum", "none"]
+Scope = Literal["image", "batch"]
+
+REDUCTIONS = ("mean", "sum", "none")
+SCOPES = ("image", "batch")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def compute_dtype(*tensors: Optional[Tensor]) -> torch.dtype:
+    """The dtype a kernel computes in: the promoted floating dtype, at least float32.
+
+    fp16 and bf16 inputs are computed in float32; float64 stays float64.
+    """
+    dtype = torch.float32
+    for t in tensors:
+        if t is not None and t.is_floating_point():
+            dtype = torch.promote_types(dtype, t.dtype)
+    return dtype
+
+
+def autocast_off(fn: F) -> F:
+    """Run ``fn`` with autocast disabled on the device of its first tensor argument.
+
+    Kernels cast their inputs to :func:`compute_dtype` explicitly; disabling autocast makes
+    sure no op inside silently drops back to half precision.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        device_type = "cpu"
+        for a in args:
+            if isinstance(a, Tensor):
+                device_type = a.device.type
+                break
+        with torch.autocast(device_type=device_type, enabled=False):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_reduction(reduction: str, scope: str) -> None:
+    """Validate ``reduction`` and ``scope`` together."""
+    check_choice("reduction", reduction, REDUCTIONS)
+    check_choice("scope", scope, SCOPES)
+    if scope == "batch" and reduction == "none":
+        raise ValueError(
+            "reduction='none' returns one value per image and needs scope='image'; "
+            "scope='batch' pools the whole batch into a single value"
+        )
+
+
+def groups(x: Tensor, scope: str) -> Tensor:
+    """Flatten a depth map to ``(G, N)``: one row per image, or one row for the batch."""
+    if scope == "batch":
+        return x.reshape(1, -1)
+    return x.reshape(x.shape[0], -1)
+
+
+def per_image(stat: Tensor, batch_size: int, scope: str) -> Tensor:
+    """Broadcast a per-group statistic back to shape ``(B,)``."""
+    if scope == "batch":
+        return stat.expand(batch_size)
+    return stat
+
+
+def safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den > 0``, else 0; the denominator is sanitized first."""
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+class Prepared(NamedTuple):
+    """A prediction/target pair flattened to groups, cast to the compute dtype.
+
+    ``pred`` and ``target`` hold ``fill`` at invalid pixels (safe for ``log`` and division),
+    ``valid`` is the boolean mask and ``w`` the float weight (mask times optional weights).
+    """
+
+    pred: Tensor
+    target: Tensor
+    valid: Tensor
+    w: Tensor
+    count: Tensor
+
+
+def prepare(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    weights: Optional[Tensor],
+    scope: str,
+    fill: float = 0.0,
+    pred_name: str = "pred",
+    target_name: str = "target",
+) -> Prepared:
+    """Validate and flatten a pair; sanitize invalid pixels to ``fill`` before any non-linearity."""
+    check_pair(pred, target, pred_name, target_name)
+    check_mask(mask, pred, pred_name)
+    check_weights(weights, pred, pred_name)
+    dtype = compute_dtype(pred, target, weights)
+    p = groups(pred, scope).to(dtype)
+    t = groups(target, scope).to(dtype)
+    if mask is None:
+        valid = torch.ones_like(p, dtype=torch.bool)
+    else:
+        valid = groups(mask, scope)
+        p = torch.where(valid, p, fill)
+        t = torch.where(valid, t, fill)
+    w = valid_weights(valid, None if weights is None else groups(weights, scope).to(dtype), dtype)
+    count = valid.sum(dim=-1)
+    return Prepared(p, t, valid, w, count)
+
+
+class PreparedOne(NamedTuple):
+    """One map flattened to groups; see :class:`Prepared`."""
+
+    x: Tensor
+    valid: Tensor
+    w: Tensor
+    count: Tensor
+
+
+def prepare_one(
+    x: Tensor,
+    mask: Optional[Tensor],
+    weights: Optional[Tensor],
+    scope: str,
+    fill: float = 0.0,
+    name: str = "x",
+) -> PreparedOne:
+    """Validate and flatten a single map; invalid pixels hold ``fill``."""
+    check_depth_map(name, x)
+    check_mask(mask, x, name)
+    check_weights(weights, x, name)
+    dtype = compute_dtype(x, weights)
+    v = groups(x, scope).to(dtype)
+    if mask is None:
+        valid = torch.ones_like(v, dtype=torch.bool)
+    else:
+        valid = groups(mask, scope)
+        v = torch.where(valid, v, fill)
+    w = valid_weights(valid, None if weights is None else groups(weights, scope).to(dtype), dtype)
+    return PreparedOne(v, valid, w, valid.sum(dim=-1))
+
+
+def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+    """Float weights that are 0 at invalid pixels (weights at invalid pixels may be anything)."""
+    if weights is None:
+        return float_mask(valid, dtype)
+    return torch.where(valid, weights, 0.0)
+
+
+def float_mask(valid: Tensor, dtype: torch.dtype) -> Tensor:
+    """A bool mask as 0/1 floats (through ``uint8``, which converts much faster than ``bool``)."""
+    return valid.view(torch.uint8).to(dtype)
+
+
+def reduce_images(values: Tensor, count: Tensor, reduction: str) -> Tensor:
+    """Reduce per-group losses: ``mean`` over groups with a valid pixel (0 if none), ``sum``, ``none``.
+
+    ``values`` must already be 0 for groups without valid pixels; they stay in the graph so an
+    all-invalid batch still back-propagates (a zero gradient).
+    """
+    if reduction == "none":
+        return values
+    total = values.sum()
+    if reduction == "sum":
+        return total
+    n = (count > 0).sum().clamp(min=1)
+    return total / n

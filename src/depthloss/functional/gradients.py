@@ -1,0 +1,191 @@
+"""Image gradients (separable Sobel, forward differences) and multi-scale gradient matching."""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from depthloss.functional._checks import check_choice, check_depth_map, check_int, check_mask
+from depthloss.functional._common import (
+    Reduction,
+    Scope,
+    autocast_off,
+    check_reduction,
+    compute_dtype,
+    float_mask,
+    reduce_images,
+    safe_div,
+)
+
+__all__ = ["Gradients", "gradient_matching", "sobel", "sobel_mask"]
+
+Operator = Literal["sobel", "diff"]
+OPERATORS = ("sobel", "diff")
+
+
+class Gradients(NamedTuple):
+    """Horizontal (``gx``, along W) and vertical (``gy``, along H) derivatives."""
+
+    gx: Tensor
+    gy: Tensor
+
+
+def _sobel_hw(x: Tensor) -> Gradients:
+    """Sobel on the last two dims with shifted slices (separable: smooth, then difference)."""
+    h, w = x.shape[-2], x.shape[-1]
+    if h < 3 or w < 3:
+        zeros = torch.zeros_like(x)
+        return Gradients(zeros, zeros)
+    smooth_v = x[..., :-2, :] + 2.0 * x[..., 1:-1, :] + x[..., 2:, :]
+    smooth_h = x[..., :, :-2] + 2.0 * x[..., :, 1:-1] + x[..., :, 2:]
+    gx = (smooth_v[..., :, 2:] - smooth_v[..., :, :-2]) * 0.125
+    gy = (smooth_h[..., 2:, :] - smooth_h[..., :-2, :]) * 0.125
+    return Gradients(F.pad(gx, (1, 1, 1, 1)), F.pad(gy, (1, 1, 1, 1)))
+
+
+def _sobel_mask_hw(mask: Tensor) -> Tensor:
+    """True where the whole 3x3 window lies inside the image and is valid."""
+    h, w = mask.shape[-2], mask.shape[-1]
+    if h < 3 or w < 3:
+        return torch.zeros_like(mask)
+    rows = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
+    full = rows[..., :, :-2] & rows[..., :, 1:-1] & rows[..., :, 2:]
+    return F.pad(full, (1, 1, 1, 1), value=False)
+
+
+@autocast_off
+def sobel(x: Tensor) -> Gradients:
+    r"""Normalized Sobel derivatives of a depth-like map.
+
+    Taps :math:`\frac{1}{8}\begin{bmatrix}-1&0&1\\-2&0&2\\-1&0&1\end{bmatrix}` for ``gx`` and
+    their transpose for ``gy`` (correlation, so ``gx > 0`` where values grow to the right;
+    kornia's normalized ``spatial_gradient``). Computed separably with shifted slices,
+    which is much faster than a 1-channel ``conv2d`` on CPU, forward and backward.
+    The one-pixel border has no full window and is 0; see :func:`sobel_mask`.
+
+    Args:
+        x: ``(B, 1, H, W)`` or ``(B, H, W)``.
+
+    Returns:
+        ``Gradients(gx, gy)``, each of ``x``'s shape, in the compute dtype.
+
+    Example:
+        >>> x = torch.arange(16.0).reshape(1, 4, 4)  # +1 per column, +4 per row
+        >>> gx, gy = sobel(x)
+        >>> gx[0, 1:3, 1:3], gy[0, 1:3, 1:3]
+        (tensor([[1., 1.],
+                [1., 1.]]), tensor([[4., 4.],
+                [4., 4.]]))
+    """
+    check_depth_map("x", x)
+    return _sobel_hw(x.to(compute_dtype(x)))
+
+
+def sobel_mask(mask: Tensor) -> Tensor:
+    """Where a Sobel derivative is valid: the full 3x3 window is inside the image and valid.
+
+    Args:
+        mask: bool ``(B, 1, H, W)`` or ``(B, H, W)``.
+
+    Returns:
+        bool tensor of the same shape.
+
+    Example:
+        >>> sobel_mask(torch.ones(1, 3, 4, dtype=torch.bool)).int()
+        tensor([[[0, 0, 0, 0],
+                 [0, 1, 1, 0],
+                 [0, 0, 0, 0]]], dtype=torch.int32)
+    """
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.dim() not in (3, 4) or (mask.dim() == 4 and mask.shape[1] != 1):
+        raise ValueError(f"mask must have shape (B, 1, H, W) or (B, H, W), got {tuple(mask.shape)}")
+    return _sobel_mask_hw(mask)
+
+
+def _level_sums(r: Tensor, m: Tensor, operator: str) -> Tensor:
+    """Per-image ``Σ |∂x r| + |∂y r|`` over valid stencils of ``(B, H, W)`` maps (``r`` is 0 off-mask)."""
+    if operator == "sobel":
+        gx, gy = _sobel_hw(r)
+        w = float_mask(_sobel_mask_hw(m), r.dtype)
+        return ((gx.abs() + gy.abs()) * w).sum(dim=(-2, -1))
+    wx = float_mask(m[..., :, 1:] & m[..., :, :-1], r.dtype)
+    wy = float_mask(m[..., 1:, :] & m[..., :-1, :], r.dtype)
+    dx = (r[..., :, 1:] - r[..., :, :-1]).abs() * wx
+    dy = (r[..., 1:, :] - r[..., :-1, :]).abs() * wy
+    return dx.sum(dim=(-2, -1)) + dy.sum(dim=(-2, -1))
+
+
+def gradient_matching_terms(r: Tensor, m: Tensor, scales: int, operator: str, scope: str) -> Tensor:
+    """Multi-scale gradient matching on ``(B, H, W)`` maps; per-image ``(B,)`` or pooled ``(1,)``."""
+    total = r.new_zeros(r.shape[0] if scope == "image" else 1)
+    for level in range(scales):
+        step = 2**level
+        r_s = r[..., ::step, ::step]
+        m_s = m[..., ::step, ::step]
+        sums = _level_sums(r_s, m_s, operator)
+        counts = float_mask(m_s, r.dtype).sum(dim=(-2, -1))
+        if scope == "batch":
+            sums, counts = sums.sum().unsqueeze(0), counts.sum().unsqueeze(0)
+        total = total + safe_div(sums, counts)
+    return total
+
+
+@autocast_off
+def gradient_matching(
+    residual: Tensor,
+    mask: Optional[Tensor] = None,
+    scales: int = 4,
+    operator: Operator = "sobel",
+    *,
+    reduction: Reduction = "mean",
+    scope: Scope = "image",
+) -> Tensor:
+    r"""Multi-scale gradient-matching loss on a residual map ``r`` (e.g. ``pred - target``).
+
+    .. math:: \mathcal L = \sum_{s=0}^{S-1} \frac{1}{M_s} \sum_{(i,j)\ \text{valid}}
+              |\partial_x r^s_{ij}| + |\partial_y r^s_{ij}|
+
+    where level ``s`` takes every ``2**s``-th pixel of ``r`` and the mask (MiDaS's
+    ``GradientLoss``), a derivative counts only where its whole stencil is valid, and
+    :math:`M_s` is the number of valid pixels at that level (MiDaS's normalizer).
+
+    Args:
+        residual: ``(B, 1, H, W)`` or ``(B, H, W)``.
+        mask: bool, same shape; ``None`` means every pixel is valid.
+        scales: number of levels (default 4, MiDaS).
+        operator: ``"sobel"`` (3x3 Sobel, :func:`sobel`) or ``"diff"`` (MiDaS forward
+            differences, valid where both pixels are valid).
+        reduction: ``"mean"`` over images with a valid pixel, ``"sum"`` or ``"none"`` (``(B,)``).
+        scope: ``"image"`` normalizes each image by its own count; ``"batch"`` divides the
+            batch's sum by the batch's count per level (MiDaS's batch-based reduction).
+
+    Returns:
+        The loss (scalar, or ``(B,)`` for ``reduction="none"``). Levels smaller than the
+        stencil contribute 0.
+
+    Example:
+        >>> r = torch.zeros(1, 4, 4)
+        >>> r[:, :, 2:] = 1.0  # a vertical step edge in the residual
+        >>> gradient_matching(r, scales=1, operator="diff")
+        tensor(0.2500)
+    """
+    check_depth_map("residual", residual)
+    check_mask(mask, residual, "residual")
+    check_int("scales", scales, low=1)
+    check_choice("operator", operator, OPERATORS)
+    check_reduction(reduction, scope)
+    r = residual.to(compute_dtype(residual))
+    if r.dim() == 4:
+        r = r.squeeze(1)
+    if mask is None:
+        m = torch.ones_like(r, dtype=torch.bool)
+    else:
+        m = mask.squeeze(1) if mask.dim() == 4 else mask
+        r = torch.where(m, r, 0.0)
+    values = gradient_matching_terms(r, m, scales, operator, scope)
+    count = m.flatten(1).sum(dim=1) if scope == "image" else m.sum().unsqueeze(0)
+    return reduce_images(values, count, reduction)

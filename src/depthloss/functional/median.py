@@ -1,0 +1,117 @@
+"""Exact masked medians and median/MAD normalization."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import Tensor
+
+from depthloss.functional._checks import check_choice, check_float
+from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare_one, safe_div
+from depthloss.functional._select import kth_smallest
+
+__all__ = ["MadNormalized", "mad_normalize", "masked_median"]
+
+
+def lower_median(x: Tensor, valid: Tensor, count: Tensor) -> Tensor:
+    """Per-row lower median of the valid entries of ``(G, N)`` ``x`` (0 for empty rows)."""
+    return kth_smallest(x, valid, (count + 1) // 2)
+
+
+@autocast_off
+def masked_median(x: Tensor, mask: Optional[Tensor] = None, *, scope: Scope = "image") -> Tensor:
+    """Exact per-image median of the valid pixels.
+
+    For an even number of valid values this is the *lower* of the two middle values,
+    torch's convention (``torch.median``), so the result is always one of the inputs and
+    the gradient is one-hot on it. All images are processed at once (a batched radix
+    select, no loop over images, no host synchronization).
+
+    Args:
+        x: ``(B, 1, H, W)`` or ``(B, H, W)`` floating map.
+        mask: bool, same shape; ``None`` means every pixel is valid.
+        scope: ``"image"`` (default) or ``"batch"`` for the median of the pooled batch.
+
+    Returns:
+        ``(B,)`` medians in the compute dtype (float32 for half inputs); 0 for images
+        without valid pixels.
+
+    Example:
+        >>> x = torch.tensor([[[4.0, 1.0], [3.0, 100.0]]])
+        >>> mask = torch.tensor([[[True, True], [True, False]]])
+        >>> masked_median(x, mask)
+        tensor([3.])
+        >>> masked_median(x)  # lower median of 1, 3, 4, 100
+        tensor([3.])
+    """
+    check_choice("scope", scope, SCOPES)
+    p = prepare_one(x, mask, None, scope)
+    return per_image(lower_median(p.x, p.valid, p.count), x.shape[0], scope)
+
+
+class MadNormalized(NamedTuple):
+    """Result of :func:`mad_normalize`: the normalized map and the per-image ``shift`` and ``scale``."""
+
+    x_hat: Tensor
+    shift: Tensor
+    scale: Tensor
+
+
+def mad_rows(x: Tensor, valid: Tensor, w: Tensor, count: Tensor, eps: float) -> MadNormalized:
+    """Median/MAD-normalize rows of ``(G, N)`` ``x``.
+
+    ``w`` is the 0/1 float form of ``valid``; invalid entries of ``x`` must be finite and
+    ``x_hat`` is 0 there.
+    """
+    shift = lower_median(x, valid, count)
+    centred = (x - shift.unsqueeze(-1)) * w
+    mad = safe_div(centred.abs().sum(dim=-1), w.sum(dim=-1))
+    scale = mad.clamp(min=eps)
+    return MadNormalized(centred / scale.unsqueeze(-1), shift, scale)
+
+
+@autocast_off
+def mad_normalize(
+    x: Tensor,
+    mask: Optional[Tensor] = None,
+    eps: float = 1e-6,
+    *,
+    scope: Scope = "image",
+) -> MadNormalized:
+    r"""Shift by the median and divide by the mean absolute deviation, per image.
+
+    .. math:: \hat x = \frac{x - \operatorname{med}(x)}{\max\left(\tfrac{1}{n}\sum_i |x_i - \operatorname{med}(x)|,\ \epsilon\right)}
+
+    over the valid pixels (MiDaS's ``normalize_prediction_robust``, with the median taken
+    over valid pixels only). The result is invariant to ``x -> a*x + b`` for ``a > 0``
+    (as long as the deviation stays above ``eps``).
+
+    Args:
+        x: ``(B, 1, H, W)`` or ``(B, H, W)`` floating map.
+        mask: bool, same shape; ``None`` means every pixel is valid.
+        eps: lower bound on the scale (default ``1e-6``), keeps constant images finite.
+        scope: ``"image"`` (default) or ``"batch"``.
+
+    Returns:
+        ``MadNormalized(x_hat, shift, scale)``: ``x_hat`` has ``x``'s shape and is 0 at
+        invalid pixels; ``shift`` and ``scale`` have shape ``(B,)``. Images without valid
+        pixels get ``shift = 0`` and ``scale = eps``.
+
+    Example:
+        >>> x = torch.tensor([[[1.0, 2.0], [3.0, 6.0]]])
+        >>> x_hat, shift, scale = mad_normalize(x)
+        >>> x_hat
+        tensor([[[-0.6667,  0.0000],
+                 [ 0.6667,  2.6667]]])
+        >>> shift, scale
+        (tensor([2.]), tensor([1.5000]))
+    """
+    check_choice("scope", scope, SCOPES)
+    check_float("eps", eps, low=0.0, low_inclusive=False)
+    p = prepare_one(x, mask, None, scope)
+    out = mad_rows(p.x, p.valid, p.w, p.count, eps)
+    b = x.shape[0]
+    return MadNormalized(
+        out.x_hat.reshape(x.shape), per_image(out.shift, b, scope), per_image(out.scale, b, scope)
+    )

@@ -1,0 +1,70 @@
+"""Near-field pixel weights: emphasize what is close to the camera."""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import torch
+from torch import Tensor
+
+from depthloss.functional._checks import check_choice, check_depth_map, check_float
+from depthloss.functional._common import autocast_off, compute_dtype
+
+__all__ = ["near_field_weights"]
+
+WeightMode = Literal["smooth", "linear", "step"]
+WEIGHT_MODES = ("smooth", "linear", "step")
+
+
+@autocast_off
+def near_field_weights(
+    depth: Tensor,
+    threshold: Union[float, Tensor] = 1.0,
+    near_weight: float = 5.0,
+    transition: float = 0.3,
+    mode: WeightMode = "smooth",
+) -> Tensor:
+    r"""Per-pixel weights: ``near_weight`` closer than ``threshold`` metres, 1 beyond.
+
+    - ``"smooth"``: :math:`w = 1 + (w_n - 1)\,\tfrac{1}{2}\left(1 - \tanh\tfrac{d - t}{\tau}\right)`.
+      This fixes the sign of the seed's formula, which used ``1 + tanh`` and so weighted
+      *far* pixels by ``w_n``.
+    - ``"linear"``: ``w_n`` up to ``t - τ``, 1 from ``t + τ``, linear in between.
+    - ``"step"``: ``w_n`` where ``d < t``, else 1 (discontinuous at ``t``).
+
+    Every mode is non-increasing in depth (``near_weight >= 1``) and equals
+    ``(w_n + 1) / 2`` at the threshold for ``smooth`` and ``linear``. Non-finite depths
+    (NaN, ``inf``) are treated as far and get weight 1, so the result is always finite.
+
+    Args:
+        depth: ``(B, 1, H, W)`` or ``(B, H, W)`` metric depth (not inverse depth).
+        threshold: near/far boundary ``t`` in metres, ``> 0``, or a 0-dim tensor (scheduled).
+        near_weight: weight ``w_n`` of near pixels, ``>= 1`` (default 5).
+        transition: half-width ``τ`` of the transition in metres, ``> 0`` (default 0.3;
+            unused by ``"step"``).
+        mode: ``"smooth"`` (default), ``"linear"`` or ``"step"``.
+
+    Returns:
+        Weights of ``depth``'s shape in the compute dtype.
+
+    Example:
+        >>> d = torch.tensor([[[0.2, 1.0, 5.0]]])
+        >>> near_field_weights(d)
+        tensor([[[4.9808, 3.0000, 1.0000]]])
+        >>> near_field_weights(d, mode="step")
+        tensor([[[5., 1., 1.]]])
+    """
+    check_depth_map("depth", depth)
+    check_float("threshold", threshold, low=0.0, low_inclusive=False, allow_tensor=True)
+    check_float("near_weight", near_weight, low=1.0)
+    check_float("transition", transition, low=0.0, low_inclusive=False)
+    check_choice("mode", mode, WEIGHT_MODES)
+    d = depth.to(compute_dtype(depth))
+    d = torch.nan_to_num(d, nan=float("inf"))
+    if mode == "step":
+        return torch.where(d < threshold, torch.full_like(d, near_weight), torch.ones_like(d))
+    if mode == "smooth":
+        far = 0.5 * (1.0 + torch.tanh((d - threshold) / transition))
+    else:
+        far = ((d - (threshold - transition)) / (2.0 * transition)).clamp(0.0, 1.0)
+    return near_weight + (1.0 - near_weight) * far
