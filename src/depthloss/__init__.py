@@ -1,6 +1,54 @@
-"""depthloss: correct, fast, sync-free PyTorch losses for depth networks."""
+"""depthloss: correct, fast, sync-free PyTorch losses for depth networks.
+
+>>> import depthloss
+>>> loss = depthloss.get_loss("sparse-scale-adaptive")
+>>> type(loss).__name__
+'ScaleAdaptiveLoss'
+"""
 
 from depthloss import functional
 from depthloss._version import __version__
+from depthloss.nn import (
+    AbsRelLoss,
+    BerHuLoss,
+    DepthLoss,
+    EnhancedSSILoss,
+    L1Loss,
+    MiDaSLoss,
+    MSELoss,
+    NearFieldSSISilog,
+    ProgressiveSSILoss,
+    ScaleAdaptiveLoss,
+    SILogLoss,
+    SSILoss,
+    SSISilogLoss,
+    SSITrimLoss,
+    SupervisedLoss,
+)
+from depthloss.registry import LossInfo, from_config, get_loss, list_losses, loss_info, register_loss
 
-__all__ = ["__version__", "functional"]
+__all__ = [
+    "AbsRelLoss",
+    "BerHuLoss",
+    "DepthLoss",
+    "EnhancedSSILoss",
+    "L1Loss",
+    "LossInfo",
+    "MSELoss",
+    "MiDaSLoss",
+    "NearFieldSSISilog",
+    "ProgressiveSSILoss",
+    "SILogLoss",
+    "SSILoss",
+    "SSISilogLoss",
+    "SSITrimLoss",
+    "ScaleAdaptiveLoss",
+    "SupervisedLoss",
+    "__version__",
+    "from_config",
+    "functional",
+    "get_loss",
+    "list_losses",
+    "loss_info",
+    "register_loss",
+]

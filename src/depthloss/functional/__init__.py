@@ -17,24 +17,32 @@ Conventions shared by every kernel (see the README):
 """
 
 from depthloss.functional.conversions import depth_to_inv, inv_to_depth
+from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.gradients import Gradients, gradient_matching, sobel, sobel_mask
 from depthloss.functional.lsq import ScaleShift, lsq_scale_shift
 from depthloss.functional.median import MadNormalized, mad_normalize, masked_median
+from depthloss.functional.midas import midas, ssi_trim
 from depthloss.functional.moments import masked_mean, masked_var
+from depthloss.functional.near_field import NearFieldConfig, near_field_ssi_silog
 from depthloss.functional.pointwise import abs_rel, berhu, l1, mse
 from depthloss.functional.pyramid import SparseDepth, downsample, downsample_sparse
+from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
 from depthloss.functional.schedules import scale_weights, schedule
 from depthloss.functional.silog import silog
 from depthloss.functional.ssi import ssi, ssi_lsq, ssi_mae
+from depthloss.functional.ssi_silog import ssi_silog
 from depthloss.functional.weighting import near_field_weights
 
 __all__ = [
     "Gradients",
     "MadNormalized",
+    "NearFieldConfig",
+    "ScaleAdaptiveConfig",
     "ScaleShift",
     "SparseDepth",
     "abs_rel",
     "berhu",
+    "clamp_grad",
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
@@ -46,8 +54,11 @@ __all__ = [
     "masked_mean",
     "masked_median",
     "masked_var",
+    "midas",
     "mse",
+    "near_field_ssi_silog",
     "near_field_weights",
+    "scale_adaptive",
     "scale_weights",
     "schedule",
     "silog",
@@ -56,4 +67,6 @@ __all__ = [
     "ssi",
     "ssi_lsq",
     "ssi_mae",
+    "ssi_silog",
+    "ssi_trim",
 ]

@@ -27,6 +27,11 @@ __all__ = [
 ]
 
 
+def _compiling() -> bool:
+    """True while ``torch.compile`` traces (values may be symbolic there)."""
+    return torch.compiler.is_compiling()
+
+
 def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
@@ -117,7 +122,13 @@ def check_float(
 
     With ``allow_tensor`` a 0-dim floating tensor is accepted and its value is *not*
     inspected (that would synchronize the host); the caller documents the range.
+
+    Value checks run eagerly only: under ``torch.compile`` a Python float can be traced as
+    a symbolic value, and modules have already validated their hyper-parameters in
+    ``__init__``.
     """
+    if _compiling():
+        return value
     if isinstance(value, Tensor):
         if allow_tensor and value.dim() == 0:
             return value
@@ -142,7 +153,9 @@ def check_float(
 
 
 def check_int(name: str, value: Any, *, low: int | None = None) -> int:
-    """Check an integer hyper-parameter (``bool`` is rejected)."""
+    """Check an integer hyper-parameter (``bool`` is rejected); eager only, like :func:`check_float`."""
+    if _compiling():
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     if low is not None and value < low:
@@ -157,6 +170,8 @@ def check_progress(progress: Any) -> Any:
             raise ValueError(f"progress must be a 0-dim tensor, got shape {_shape(progress)}")
         if not progress.is_floating_point():
             raise TypeError(f"progress must be a floating-point tensor, got dtype {progress.dtype}")
+        return progress
+    if _compiling():
         return progress
     if isinstance(progress, bool) or not isinstance(progress, (int, float)):
         raise TypeError(f"progress must be a float in [0, 1] or a 0-dim tensor, got {type(progress).__name__}")

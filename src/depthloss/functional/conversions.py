@@ -12,34 +12,52 @@ from depthloss.functional._common import autocast_off, compute_dtype
 
 __all__ = ["depth_to_inv", "inv_to_depth"]
 
+DEFAULT_EPS = 1e-6
 
-def _check_range(eps: float, min_depth: Optional[float], max_depth: Optional[float]) -> None:
-    check_float("eps", eps, low=0.0, low_inclusive=False)
+
+def check_depth_range(min_depth: Optional[float], max_depth: Optional[float]) -> None:
+    """Validate an optional ``[min_depth, max_depth]`` range (``min_depth`` may be 0: no lower clamp)."""
     if min_depth is not None:
-        check_float("min_depth", min_depth, low=0.0, low_inclusive=False)
+        check_float("min_depth", min_depth, low=0.0)
     if max_depth is not None:
         check_float("max_depth", max_depth, low=0.0, low_inclusive=False)
     if min_depth is not None and max_depth is not None and min_depth >= max_depth:
         raise ValueError(f"min_depth must be < max_depth, got min_depth={min_depth}, max_depth={max_depth}")
 
 
-def _reciprocal(x: Tensor, eps: float) -> Tensor:
+def _check_range(eps: float, min_depth: Optional[float], max_depth: Optional[float]) -> None:
+    check_float("eps", eps, low=0.0, low_inclusive=False)
+    check_depth_range(min_depth, max_depth)
+
+
+def reciprocal_valid(x: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
     """``1 / clamp(x, eps)`` where ``x > 0``, else 0 (NaN and non-positive values are invalid)."""
     valid = x > 0
     safe = torch.where(valid, x, torch.ones_like(x)).clamp(min=eps)
     return torch.where(valid, 1.0 / safe, torch.zeros_like(x))
 
 
-def _clamp_valid(depth: Tensor, min_depth: Optional[float], max_depth: Optional[float]) -> Tensor:
+def clamp_valid(depth: Tensor, min_depth: Optional[float], max_depth: Optional[float]) -> Tensor:
+    """Clamp positive depths to ``[min_depth, max_depth]``; 0 (invalid) stays 0."""
     if min_depth is None and max_depth is None:
         return depth
     return torch.where(depth > 0, depth.clamp(min=min_depth, max=max_depth), depth)
 
 
+def to_depth(inv_depth: Tensor, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+    """Unchecked :func:`inv_to_depth` with the default ``eps``, for use inside other kernels."""
+    return clamp_valid(reciprocal_valid(inv_depth), min_depth, max_depth)
+
+
+def to_inverse(depth: Tensor, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+    """Unchecked :func:`depth_to_inv` with the default ``eps``, for use inside other kernels."""
+    return reciprocal_valid(clamp_valid(depth, min_depth, max_depth))
+
+
 @autocast_off
 def depth_to_inv(
     depth: Tensor,
-    eps: float = 1e-6,
+    eps: float = DEFAULT_EPS,
     min_depth: Optional[float] = None,
     max_depth: Optional[float] = None,
 ) -> Tensor:
@@ -51,7 +69,7 @@ def depth_to_inv(
     Args:
         depth: ``(B, 1, H, W)`` or ``(B, H, W)`` depth.
         eps: smallest depth inverted (default ``1e-6``, packnet-sfm's).
-        min_depth: optional lower clamp for valid depths.
+        min_depth: optional lower clamp for valid depths (``>= 0``).
         max_depth: optional upper clamp for valid depths.
 
     Returns:
@@ -64,13 +82,13 @@ def depth_to_inv(
     check_depth_map("depth", depth)
     _check_range(eps, min_depth, max_depth)
     d = depth.to(compute_dtype(depth))
-    return _reciprocal(_clamp_valid(d, min_depth, max_depth), eps)
+    return reciprocal_valid(clamp_valid(d, min_depth, max_depth), eps)
 
 
 @autocast_off
 def inv_to_depth(
     inv_depth: Tensor,
-    eps: float = 1e-6,
+    eps: float = DEFAULT_EPS,
     min_depth: Optional[float] = None,
     max_depth: Optional[float] = None,
 ) -> Tensor:
@@ -93,5 +111,5 @@ def inv_to_depth(
     """
     check_depth_map("inv_depth", inv_depth)
     _check_range(eps, min_depth, max_depth)
-    d = _reciprocal(inv_depth.to(compute_dtype(inv_depth)), eps)
-    return _clamp_valid(d, min_depth, max_depth)
+    d = reciprocal_valid(inv_depth.to(compute_dtype(inv_depth)), eps)
+    return clamp_valid(d, min_depth, max_depth)

@@ -37,7 +37,9 @@ def _sobel_hw(x: Tensor) -> Gradients:
     """Sobel on the last two dims with shifted slices (separable: smooth, then difference)."""
     h, w = x.shape[-2], x.shape[-1]
     if h < 3 or w < 3:
-        zeros = torch.zeros_like(x)
+        # zeros that stay in the autograd graph (zero gradient, NaN-safe), so a loss built
+        # only from levels smaller than the stencil still back-propagates
+        zeros = torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
         return Gradients(zeros, zeros)
     smooth_v = x[..., :-2, :] + 2.0 * x[..., 1:-1, :] + x[..., 2:, :]
     smooth_h = x[..., :, :-2] + 2.0 * x[..., :, 1:-1] + x[..., :, 2:]

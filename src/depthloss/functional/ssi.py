@@ -90,7 +90,8 @@ def trimmed_mean_rows(r: Tensor, valid: Tensor, w: Tensor, count: Tensor, trim: 
     """
     if trim == 0.0:
         return safe_div((r * w).sum(dim=-1), w.sum(dim=-1))
-    trim_num = round(trim * _TRIM_DENOMINATOR)
+    # never round up to trim = 1 (keep >= 1 for every non-empty row, as trim < 1 promises)
+    trim_num = min(round(trim * _TRIM_DENOMINATOR), _TRIM_DENOMINATOR - 1)
     keep = count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
     tau = kth_smallest(r, valid, keep)
     below = valid & (r < tau.unsqueeze(-1))
@@ -188,12 +189,16 @@ def ssi_lsq(
     """
     check_reduction(reduction, scope)
     p = prepare(pred, target, mask, weights, scope)
-    value = ssi_lsq_rows(p.pred, p.target, p.w)
+    value = weighted_mse_rows(lsq_residual_rows(p.pred, p.target, p.w), p.w)
     return reduce_images(value, p.count, reduction)
 
 
-def ssi_lsq_rows(pred: Tensor, target: Tensor, w: Tensor) -> Tensor:
-    """Weighted MSE of the least-squares-aligned prediction per row of ``(G, N)`` tensors."""
+def lsq_residual_rows(pred: Tensor, target: Tensor, w: Tensor) -> Tensor:
+    """``s*pred + t - target`` with the per-row weighted least-squares ``(s, t)``."""
     fit = lsq_rows(pred, target, w)
-    res = fit.scale.unsqueeze(-1) * pred + fit.shift.unsqueeze(-1) - target
-    return safe_div((w * res * res).sum(dim=-1), w.sum(dim=-1))
+    return fit.scale.unsqueeze(-1) * pred + fit.shift.unsqueeze(-1) - target
+
+
+def weighted_mse_rows(residual: Tensor, w: Tensor) -> Tensor:
+    """``Σ w r² / Σ w`` per row (0 where ``Σ w = 0``)."""
+    return safe_div((w * residual * residual).sum(dim=-1), w.sum(dim=-1))

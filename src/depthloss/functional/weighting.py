@@ -59,8 +59,14 @@ def near_field_weights(
     check_float("near_weight", near_weight, low=1.0)
     check_float("transition", transition, low=0.0, low_inclusive=False)
     check_choice("mode", mode, WEIGHT_MODES)
-    d = depth.to(compute_dtype(depth))
-    d = torch.nan_to_num(d, nan=float("inf"))
+    return near_field_weight_values(depth.to(compute_dtype(depth)), threshold, near_weight, transition, mode)
+
+
+def near_field_weight_values(
+    depth: Tensor, threshold: Union[float, Tensor], near_weight: float, transition: float, mode: str
+) -> Tensor:
+    """Unchecked :func:`near_field_weights` for any tensor shape (arguments already validated)."""
+    d = torch.nan_to_num(depth, nan=float("inf"), neginf=float("inf"))  # every non-finite depth is far
     if mode == "step":
         return torch.where(d < threshold, torch.full_like(d, near_weight), torch.ones_like(d))
     if mode == "smooth":

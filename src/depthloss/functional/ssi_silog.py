@@ -1,0 +1,104 @@
+"""The seed's combined loss: SSI on inverse depth plus SILog on depth."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+from torch import Tensor
+
+from depthloss.functional._checks import check_float
+from depthloss.functional._common import Prepared, Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
+from depthloss.functional.conversions import check_depth_range, to_depth
+from depthloss.functional.moments import moments
+from depthloss.functional.silog import log_ratio, silog_from_moments
+from depthloss.functional.ssi import ssi_from_moments
+
+__all__ = ["ssi_silog"]
+
+SILOG_EPS = 1e-8
+
+
+class SsiSilogTerms(NamedTuple):
+    """Per-group SSI (inverse depth) and SILog (depth) terms."""
+
+    ssi: Tensor
+    silog: Tensor
+
+
+def ssi_silog_terms(
+    p: Prepared,
+    alpha: float,
+    silog_ratio: float,
+    silog_ratio2: float,
+    min_depth: Optional[float],
+    max_depth: Optional[float],
+) -> SsiSilogTerms:
+    """Both terms from a prepared inverse-depth pair (invalid pixels filled with 1)."""
+    ssi_value = ssi_from_moments(moments(p.pred - p.target, p.w), alpha)
+    g = log_ratio(to_depth(p.pred, min_depth, max_depth), to_depth(p.target, min_depth, max_depth))
+    silog_value = silog_from_moments(moments(g, p.w), silog_ratio2, silog_ratio, SILOG_EPS)
+    return SsiSilogTerms(ssi_value, silog_value)
+
+
+def check_ssi_silog_args(alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float) -> None:
+    check_float("alpha", alpha, low=0.0)
+    check_float("silog_ratio", silog_ratio, low=0.0, low_inclusive=False)
+    check_float("silog_ratio2", silog_ratio2, low=0.0, high=1.0)
+    check_float("ssi_weight", ssi_weight, low=0.0)
+    check_float("silog_weight", silog_weight, low=0.0)
+
+
+@autocast_off
+def ssi_silog(
+    pred_inv: Tensor,
+    target_inv: Tensor,
+    mask: Optional[Tensor] = None,
+    alpha: float = 0.85,
+    silog_ratio: float = 10.0,
+    silog_ratio2: float = 0.85,
+    ssi_weight: float = 0.7,
+    silog_weight: float = 0.3,
+    min_depth: Optional[float] = None,
+    max_depth: Optional[float] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: Reduction = "mean",
+    scope: Scope = "image",
+) -> Tensor:
+    r"""``ssi_weight * SSI(inverse depth) + silog_weight * SILog(depth)`` (the seed's ``SSISilogLoss``).
+
+    .. math:: \mathcal L = w_{ssi}\,\big(\operatorname{var}(d) + \alpha\,\bar d^2\big)
+              + w_{silog}\cdot r\sqrt{E[g^2] - r_2\,E[g]^2 + 10^{-8}}
+
+    with :math:`d = \hat\rho - \rho` on inverse depth and :math:`g = \log \hat z - \log z` on
+    depth :math:`z = 1/\rho`, clamped to ``[min_depth, max_depth]`` when given.
+
+    Args:
+        pred_inv: ``(B, 1, H, W)`` or ``(B, H, W)`` predicted inverse depth.
+        target_inv: same shape, positive where valid.
+        mask: bool, same shape; ``None`` means every pixel is valid.
+        alpha: SSI mean weight (default 0.85).
+        silog_ratio: SILog scale ``r`` (default 10).
+        silog_ratio2: SILog variance weight ``r_2`` in ``[0, 1]`` (default 0.85).
+        ssi_weight: weight of the SSI term (default 0.7).
+        silog_weight: weight of the SILog term (default 0.3).
+        min_depth: optional lower depth clamp for the SILog term.
+        max_depth: optional upper depth clamp for the SILog term.
+        weights: optional non-negative per-pixel weights (weighted moments in both terms).
+        reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
+        scope: ``"image"`` (default) or ``"batch"`` (the seed pools the batch).
+
+    Returns:
+        The loss; ``(B,)`` for ``reduction="none"``.
+
+    Example:
+        >>> inv = torch.tensor([[[0.5, 0.25], [1.0, 0.1]]])
+        >>> ssi_silog(inv, inv)  # 0.3 * 10 * sqrt(1e-8)
+        tensor(0.0003)
+    """
+    check_ssi_silog_args(alpha, silog_ratio, silog_ratio2, ssi_weight, silog_weight)
+    check_depth_range(min_depth, max_depth)
+    check_reduction(reduction, scope)
+    p = prepare(pred_inv, target_inv, mask, weights, scope, fill=1.0, pred_name="pred_inv", target_name="target_inv")
+    t = ssi_silog_terms(p, alpha, silog_ratio, silog_ratio2, min_depth, max_depth)
+    return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, p.count, reduction)
