@@ -1,4 +1,4 @@
-"""``python -m depthloss``: list the registered losses (one line each)."""
+"""``python -m depthloss``: list the registered losses (one line each); ``demo`` trains on synthetic scenes."""
 
 from __future__ import annotations
 
@@ -34,7 +34,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     sub = parser.add_subparsers(dest="command")
     p_list = sub.add_parser("list", help="list the registered losses (default)")
     p_list.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'ssi*'")
+    p_demo = sub.add_parser("demo", help="train a small depth network on synthetic scenes with a loss")
+    from depthloss import demo
+
+    demo.add_arguments(p_demo)
     args = parser.parse_args(argv)
+    if args.command == "demo":
+        return demo.run_from_args(args)
     print(list_command(getattr(args, "pattern", "*")))
     return 0
 

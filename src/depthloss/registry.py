@@ -96,6 +96,17 @@ def constructor_defaults(cls: Type[nn.Module]) -> Dict[str, Any]:
     return out
 
 
+def _check_new_names(names: Sequence[str]) -> None:
+    """Raise ``ValueError`` if a name is reserved, already registered, or given twice."""
+    seen: set = set()
+    for n in names:
+        if n.startswith(SPARSE_PREFIX):
+            raise ValueError(f"loss name {n!r} must not start with {SPARSE_PREFIX!r} (it is a prefix for sparse targets)")
+        if n in _REGISTRY or n in _ALIASES or n in seen:
+            raise ValueError(f"loss name {n!r} is already registered")
+        seen.add(n)
+
+
 def register_loss(
     name: str,
     *,
@@ -125,13 +136,10 @@ def register_loss(
     """
     key = _normalize(name)
     names = [key] + [_normalize(a) for a in aliases]
-    for n in names:
-        if n.startswith(SPARSE_PREFIX):
-            raise ValueError(f"loss name {n!r} must not start with {SPARSE_PREFIX!r} (it is a prefix for sparse targets)")
-        if n in _REGISTRY or n in _ALIASES:
-            raise ValueError(f"loss name {n!r} is already registered")
+    _check_new_names(names)
 
     def decorator(cls: T) -> T:
+        _check_new_names(names)  # again: the names may have been taken since (or this decorator reused)
         _REGISTRY[key] = LossInfo(
             name=key,
             cls=cls,
@@ -236,7 +244,8 @@ def from_config(config: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> nn.
     Accepts either the flat ``model.loss`` mapping (``supervised_method``,
     ``supervised_num_scales``, loss parameters, optionally ``min_depth``/``max_depth``) or a
     nested ``{"model": {"params": {...}, "loss": {...}}}`` mapping, where ``min_depth`` and
-    ``max_depth`` come from ``model.params``. Every remaining key must be a parameter of the
+    ``max_depth`` come from ``model.params`` (a key in ``model.loss`` wins; other ``params``
+    keys belong to the model and are ignored). Every remaining key must be a parameter of the
     loss; keys listed in ``ignore`` are dropped explicitly (unknown keys raise ``TypeError``).
 
     Example:

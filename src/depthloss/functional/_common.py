@@ -167,10 +167,19 @@ def prepare_one(
 
 
 def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype) -> Tensor:
-    """Float weights that are 0 at invalid pixels (weights at invalid pixels may be anything)."""
+    """Float weights that are 0 at invalid pixels (weights at invalid pixels may be anything).
+
+    User weights are rescaled per row to a largest weight of 1 (every kernel that takes
+    ``weights`` is invariant to their scale).
+    """
     if weights is None:
         return float_mask(valid, dtype)
-    return torch.where(valid, weights, 0.0)
+    w = torch.where(valid, weights, 0.0)
+    # Weighted statistics ignore the scale of w: dividing each row by its (detached) largest
+    # weight changes no value or gradient, and keeps tiny (subnormal) or huge weights from
+    # underflowing or overflowing the sums and their gradients.
+    top = w.detach().amax(dim=-1, keepdim=True)
+    return w / torch.where(top > 0, top, torch.ones_like(top))
 
 
 def float_mask(valid: Tensor, dtype: torch.dtype) -> Tensor:

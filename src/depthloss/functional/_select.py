@@ -5,7 +5,8 @@ medians and trims need a different ``k`` per image. This is a most-significant-d
 radix select: floats are mapped to integers that sort the same way, and 16 bits at a
 time a per-row histogram (``scatter_add_``) and its cumulative sum locate the digit of
 the k-th key. Every step is a dense tensor op with static shapes, so it batches over
-images, needs no host synchronization and compiles without graph breaks. The selected
+images, needs no host synchronization and compiles without graph breaks. Rows shorter
+than 8192 use 8-bit digits (more passes, 256-bucket histograms), longer rows 16-bit ones. The selected
 element is finally gathered from ``x``, so the gradient is the exact one-hot gradient of
 the order statistic (like ``torch.median``).
 """
@@ -17,10 +18,11 @@ from torch import Tensor
 
 __all__ = ["kth_smallest"]
 
-_DIGIT_BITS = 16
-_BUCKETS = 1 << _DIGIT_BITS
-_DIGIT_MASK = _BUCKETS - 1
-_SIGN_FLIP = 1 << (_DIGIT_BITS - 1)
+# Each pass costs O(N) per row for the digits plus O(2**bits) per row for the histogram:
+# wide digits (few passes) for large rows, narrow digits for small ones (pyramid levels).
+_WIDE_BITS = 16
+_NARROW_BITS = 8
+_NARROW_BELOW = 8192  # row length under which 8-bit digits are cheaper
 
 _INT_FOR_FLOAT = {torch.float32: (torch.int32, 32), torch.float64: (torch.int64, 64)}
 
@@ -50,16 +52,18 @@ def kth_smallest(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
     """
     key, nbits = _sortable_key(x)
     rows = x.shape[0]
+    bits = _NARROW_BITS if x.shape[1] < _NARROW_BELOW else _WIDE_BITS
+    buckets = 1 << bits
     sel = valid.view(torch.uint8)
     rank = k.to(torch.int32).unsqueeze(1)
-    for shift in range(nbits - _DIGIT_BITS, -1, -_DIGIT_BITS):
-        digit = (key >> shift) & _DIGIT_MASK
-        if shift == nbits - _DIGIT_BITS:
-            digit = digit ^ _SIGN_FLIP  # the top digit carries the sign: make it unsigned
-        counts = torch.zeros(rows, _BUCKETS, dtype=torch.int32, device=x.device)
+    for shift in range(nbits - bits, -1, -bits):
+        digit = (key >> shift) & (buckets - 1)
+        if shift == nbits - bits:
+            digit = digit ^ (buckets >> 1)  # the top digit carries the sign: make it unsigned
+        counts = torch.zeros(rows, buckets, dtype=torch.int32, device=x.device)
         counts.scatter_add_(1, digit.long(), sel.to(torch.int32))
         cum = counts.cumsum(1, dtype=torch.int32)
-        bucket = torch.searchsorted(cum, rank, out_int32=True).clamp_(max=_BUCKETS - 1)
+        bucket = torch.searchsorted(cum, rank, out_int32=True).clamp_(max=buckets - 1)
         below = cum.gather(1, (bucket - 1).clamp(min=0).long())
         rank = rank - torch.where(bucket > 0, below, torch.zeros_like(below))
         sel = sel & (digit == bucket).view(torch.uint8)

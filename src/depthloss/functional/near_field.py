@@ -10,6 +10,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_weights
 from depthloss.functional._common import (
+    Prepared,
     Reduction,
     Scope,
     autocast_off,
@@ -152,6 +153,28 @@ def _region_mae(err: Tensor, w: Tensor) -> Tensor:
     return safe_div((err * w).sum(), w.sum()).detach()
 
 
+def _weighted_terms(d: Tensor, g: Tensor, p: Prepared, w_pix: Tensor, cfg: NearFieldConfig) -> Tuple[Tensor, Tensor]:
+    """Per-group SSI (inverse depth) and SILog (depth) under the per-pixel weights ``w_pix`` (1 off-mask)."""
+    # SSI on inverse depth
+    if cfg.ssi_weighting == "weighted-mean":
+        ssi_value = ssi_from_moments(moments(d, p.w * w_pix), cfg.alpha)
+    else:  # the seed's d * w / w̄, for reproduction
+        if cfg.ssi_weight_norm == "fixed":
+            w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
+        else:
+            w_bar = safe_div((w_pix * p.w).sum(), p.w.sum()).clamp(min=torch.finfo(d.dtype).tiny)
+        w_norm = (w_pix / w_bar).clamp(*cfg.ssi_weight_clamp)
+        ssi_value = ssi_from_moments(moments(d * w_norm, p.w), cfg.alpha)
+
+    # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
+    sqrt_w = torch.sqrt(w_pix)
+    u = (sqrt_w / safe_div((sqrt_w * p.w).sum(-1), p.w.sum(-1)).clamp(min=1e-12).unsqueeze(-1)).clamp(
+        *cfg.silog_weight_clamp
+    )
+    silog_value = silog_from_moments(moments(u * g, p.w), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    return ssi_value, silog_value
+
+
 def near_field_terms(
     pred_inv: Tensor,
     target_inv: Tensor,
@@ -181,23 +204,16 @@ def near_field_terms(
         w_pix = groups(weights, scope).to(dtype)
     w_pix = torch.where(p.valid, w_pix.detach(), torch.ones_like(w_pix))  # 1 off-mask: sqrt/division safe
 
-    # SSI on inverse depth
-    if cfg.ssi_weighting == "weighted-mean":
-        ssi_value = ssi_from_moments(moments(d, p.w * w_pix), cfg.alpha)
-    else:  # the seed's d * w / w̄, for reproduction
-        if cfg.ssi_weight_norm == "fixed":
-            w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
-        else:
-            w_bar = safe_div((w_pix * p.w).sum(), p.w.sum()).clamp(min=torch.finfo(dtype).tiny)
-        w_norm = (w_pix / w_bar).clamp(*cfg.ssi_weight_clamp)
-        ssi_value = ssi_from_moments(moments(d * w_norm, p.w), cfg.alpha)
-
-    # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
-    sqrt_w = torch.sqrt(w_pix)
-    u = (sqrt_w / safe_div((sqrt_w * p.w).sum(-1), p.w.sum(-1)).clamp(min=1e-12).unsqueeze(-1)).clamp(
-        *cfg.silog_weight_clamp
-    )
-    silog_value = silog_from_moments(moments(u * g, p.w), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    # seed issue 4 without a host sync. Only the weights can make the weighted loss non-finite
+    # where the unweighted one is finite (inf/NaN/negative explicit weights): such an image is
+    # computed with unit weights (finite forward *and* gradient; a `where` on a non-finite
+    # value alone would leak 0 * NaN into the gradient) and then replaced by the baseline.
+    if weights is None:  # near-field weights are finite and in [1, near_weight]
+        weights_ok = torch.ones_like(p.count, dtype=torch.bool)
+    else:
+        weights_ok = ((torch.isfinite(w_pix) & (w_pix >= 0)) | ~p.valid).all(dim=-1)
+        w_pix = torch.where(weights_ok.unsqueeze(-1), w_pix, torch.ones_like(w_pix))
+    ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg)
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
     baseline = _ssi_silog_value(d, g, p.w, cfg)
@@ -212,7 +228,7 @@ def near_field_terms(
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
         total = torch.where(has_near & has_far, both, torch.where(has_near, near_loss, far_loss))
     else:
-        total = weighted
+        total = torch.where(weights_ok, weighted, baseline)
     # seed issue 4 without a host sync: a non-finite image falls back to the unweighted loss
     total = torch.where(torch.isfinite(total), total, baseline)
 
@@ -269,8 +285,10 @@ def near_field_ssi_silog(
       ``split_weights`` (0.7 / 0.3; an image with only one region uses that region).
     - ``threshold_schedule``: the threshold follows ``schedule(progress, kind,
       threshold_start, threshold_end)`` clamped to [0.3, 3] m.
-    - A non-finite image loss falls back to the unweighted SSI-SILog (``torch.where``, no
-      host sync). ``grad_clip=c`` clamps the per-pixel gradient reaching ``pred_inv``.
+    - A non-finite image loss (e.g. from inf/NaN explicit ``weights``) falls back to the
+      unweighted SSI-SILog, value and gradient (``torch.where`` after recomputing that image
+      with unit weights, so no NaN reaches the gradient; no host sync). ``grad_clip=c``
+      clamps the per-pixel gradient reaching ``pred_inv``.
 
     Deliberately *not* implemented: standardizing residuals before weighting (seed issue 8)
     makes the loss blind to error magnitude; BatchNorm momentum (issue 6-1) belongs to the

@@ -79,8 +79,9 @@ def downsample_sparse(depth: Tensor, mask: Tensor, factor: int, mode: SparseMode
     - ``"mean"``: mean of the block's valid depths (a plain average pool would mix in the
       zeros that mark missing LiDAR returns);
     - ``"min"``: nearest valid return in the block (keeps thin foreground objects);
-    - ``"nearest"``: the block's top-left pixel, valid only if that pixel is (what
-      ``F.interpolate(mode="nearest")`` does; reproduces the seed).
+    - ``"nearest"``: the block's top-left pixel, valid only if that pixel is (the same as
+      ``F.interpolate(mode="nearest")`` when the size is a multiple of ``factor``;
+      reproduces the seed).
 
     Args:
         depth: ``(B, 1, H, W)`` or ``(B, H, W)`` depth (or inverse depth).

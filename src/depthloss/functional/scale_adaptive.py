@@ -51,6 +51,10 @@ class ScaleAdaptiveConfig:
         gt_downsample: sparse pooling of the target: ``"mean"`` (default), ``"min"`` or
             ``"nearest"`` (the seed's).
         eps: lower bound on MAD scales (default ``1e-6``).
+        scale_floor: relative floor of the metric term's unit,
+            ``s_g = max(MAD_g, scale_floor * |median_g|, eps)`` (default 0.05). A level whose
+            target is (nearly) constant — one LiDAR return, a flat wall — has a MAD near 0;
+            without the floor the metric residual ``(p - g) / s_g`` would explode.
     """
 
     lambda_sg: float = 0.5
@@ -61,6 +65,7 @@ class ScaleAdaptiveConfig:
     scale_schedule: ScheduleKind = "linear"
     gt_downsample: SparseMode = "mean"
     eps: float = 1e-6
+    scale_floor: float = 0.05
 
     def __post_init__(self) -> None:
         check_float("lambda_sg", self.lambda_sg, low=0.0, high=1.0)
@@ -71,6 +76,7 @@ class ScaleAdaptiveConfig:
         check_choice("scale_schedule", self.scale_schedule, SCHEDULE_KINDS)
         check_choice("gt_downsample", self.gt_downsample, SPARSE_MODES)
         check_float("eps", self.eps, low=0.0, low_inclusive=False)
+        check_float("scale_floor", self.scale_floor, low=0.0)
 
 
 def _batch_mean(value: Tensor, has_valid: Tensor) -> Tensor:
@@ -116,7 +122,8 @@ def scale_adaptive_terms(
         p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
         g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
         # α·(p̂ − ĝ): scale-and-shift invariant; (1 − α)·(p − g)/s_g: metric, in target-MAD units
-        metric = (xr - gr) * wr / g_norm.scale.unsqueeze(-1)
+        unit = torch.maximum(g_norm.scale, cfg.scale_floor * g_norm.shift.abs())
+        metric = (xr - gr) * wr / unit.unsqueeze(-1)
         residual = alpha * (p_norm.x_hat - g_norm.x_hat) + (1.0 - alpha) * metric
         l1 = safe_div((residual.abs() * wr).sum(dim=-1), wr.sum(dim=-1))
         grad = gradient_matching_terms(residual.reshape(x_l.shape), m_l, 1, "sobel", scope)
@@ -158,7 +165,8 @@ def scale_adaptive(
         \mathcal L_l = (1 - \lambda_{sg})\,\operatorname{mean}_{valid}|R| + \lambda_{sg}\,\mathcal G(R)
 
     where :math:`\hat p, \hat g` are median/MAD-normalized (:func:`mad_normalize`),
-    :math:`s_g` is the target's MAD and :math:`\mathcal G` is the Sobel gradient term of
+    :math:`s_g = \max(\mathrm{MAD}_g, 0.05\,|\mathrm{med}_g|)` is the target's MAD (floored
+    relative to its median so near-constant levels stay well conditioned) and :math:`\mathcal G` is the Sobel gradient term of
     :func:`gradient_matching` (one level, valid 3x3 stencils, normalized by the valid-pixel
     count). ``α_t = schedule(progress, alpha_schedule, alpha_start, alpha_end)``:
     α = 1 is scale-and-shift invariant, α = 0 is metric in the target's MAD units. The total
@@ -179,7 +187,8 @@ def scale_adaptive(
         scope: ``"image"`` (default) or ``"batch"`` (medians and MADs over the batch).
         **params: hyper-parameters, the fields of :class:`ScaleAdaptiveConfig`
             (``lambda_sg=0.5, num_scales=4, alpha_schedule="linear", alpha_start=1.0,
-            alpha_end=0.0, scale_schedule="linear", gt_downsample="mean", eps=1e-6``).
+            alpha_end=0.0, scale_schedule="linear", gt_downsample="mean", eps=1e-6,
+            scale_floor=0.05``).
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``.

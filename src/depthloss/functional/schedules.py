@@ -61,18 +61,32 @@ def schedule(
         if kind == "constant":
             return torch.full_like(p, start)
         if kind == "linear":
-            return start + (end - start) * p
+            return _towards(p, start, end)
         if kind == "cosine":
-            return end + (start - end) * 0.5 * (1.0 + torch.cos(math.pi * p))
+            return _towards(0.5 * (1.0 - torch.cos(math.pi * p)), start, end)
         return torch.where(p < milestone, torch.full_like(p, start), torch.full_like(p, end))
     p = min(max(progress, 0.0), 1.0)
     if kind == "constant":
         return start
     if kind == "linear":
-        return start + (end - start) * p
+        return _towards(p, start, end)
     if kind == "cosine":
-        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * p))
+        return _towards(0.5 * (1.0 - math.cos(math.pi * p)), start, end)
     return start if p < milestone else end
+
+
+def _towards(frac: Progress, start: float, end: float) -> Progress:
+    """``start + (end - start) * frac`` for ``frac`` in [0, 1], exactly ``start`` at 0 and ``end`` at 1.
+
+    The plain formula is exact at 0 and monotone in ``frac`` but can miss (and overshoot)
+    ``end`` at 1 by an ulp; clamping into the interval and pinning ``frac = 1`` keeps it
+    monotone with exact end points.
+    """
+    value = start + (end - start) * frac
+    lo, hi = min(start, end), max(start, end)
+    if isinstance(frac, Tensor):
+        return torch.where(frac >= 1.0, torch.full_like(value, end), value.clamp(lo, hi))
+    return end if frac >= 1.0 else min(max(value, lo), hi)
 
 
 def scale_weights(

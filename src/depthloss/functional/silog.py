@@ -28,8 +28,9 @@ def silog_from_moments(m: Moments, lambd: float, ratio: float, eps: float) -> Te
     """``ratio * sqrt(E[g^2] - lambd * E[g]^2 + eps)`` per group; 0 where ``Σw = 0``."""
     mean = m.mean
     radicand = (m.second - lambd * mean * mean).clamp(min=0.0) + eps
-    value = ratio * torch.sqrt(radicand)
-    return torch.where(m.sw > 0, value, torch.zeros_like(value))
+    ok = (m.sw > 0) & (radicand > 0)  # radicand 0 only with eps = 0: value 0, gradient 0 (not inf)
+    value = ratio * torch.sqrt(torch.where(ok, radicand, torch.ones_like(radicand)))
+    return torch.where(ok, value, torch.zeros_like(value))
 
 
 @autocast_off

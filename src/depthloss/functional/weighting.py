@@ -69,8 +69,11 @@ def near_field_weight_values(
     d = torch.nan_to_num(depth, nan=float("inf"), neginf=float("inf"))  # every non-finite depth is far
     if mode == "step":
         return torch.where(d < threshold, torch.full_like(d, near_weight), torch.ones_like(d))
+    # w = 1 + (w_n - 1) * near with near in [0, 1], non-increasing in depth. (w_n - 1) is formed
+    # in the compute dtype, where it is exact, so w is exactly 1 where near = 0, exactly w_n
+    # where near = 1 and never leaves [1, w_n] (w_n + (1 - w_n) * far missed 1 by a few ulps).
     if mode == "smooth":
-        far = 0.5 * (1.0 + torch.tanh((d - threshold) / transition))
+        near = 0.5 * (1.0 - torch.tanh((d - threshold) / transition))
     else:
-        far = ((d - (threshold - transition)) / (2.0 * transition)).clamp(0.0, 1.0)
-    return near_weight + (1.0 - near_weight) * far
+        near = (((threshold + transition) - d) / (2.0 * transition)).clamp(0.0, 1.0)
+    return 1.0 + (torch.full_like(d, near_weight) - 1.0) * near

@@ -30,7 +30,8 @@ class DepthLoss(nn.Module):
     ``forward(pred, target, mask=None, progress=None)`` builds the validity mask
     ``mask & isfinite(target) & (target > 0)``, resolves ``progress`` (``None`` uses the
     module's :attr:`progress`), moves both maps from ``input_space`` to the loss's own space
-    (``loss_space``; depth is clamped to ``[min_depth, max_depth]`` when given), disables
+    (``loss_space``; valid depths are clamped to ``[min_depth, max_depth]`` when given, and
+    inverse depths to ``[1 / max_depth, 1 / min_depth]``, whichever space they arrive in), disables
     autocast, calls the functional kernel and stores detached metrics in :attr:`metrics`.
 
     Args:
@@ -38,8 +39,9 @@ class DepthLoss(nn.Module):
             seeds' convention) or metric ``"depth"``.
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
         scope: ``"image"`` (per-image statistics, default) or ``"batch"``.
-        min_depth: optional lower clamp of depths (``>= 0``), used where the loss works in depth.
-        max_depth: optional upper clamp of depths.
+        min_depth: optional lower clamp of valid depths (``>= 0``; 0 means none).
+        max_depth: optional upper clamp of valid depths. Losses computed on the maps as given
+            (``loss_space="input"``: l1, mse, berhu) are not clamped.
     """
 
     loss_space: ClassVar[LossSpace] = "input"
@@ -104,8 +106,10 @@ class DepthLoss(nn.Module):
             if self.input_space == "depth":
                 return clamp_valid(x, self.min_depth, self.max_depth)
             return to_depth(x, self.min_depth, self.max_depth)
-        if self.input_space == "inverse":
-            return x
+        if self.input_space == "inverse":  # the same clamp, as an inverse-depth range
+            lo = None if self.max_depth is None else 1.0 / self.max_depth
+            hi = None if not self.min_depth else 1.0 / self.min_depth
+            return clamp_valid(x, lo, hi)
         return to_inverse(x, self.min_depth, self.max_depth)
 
     def pair_in(self, pred: Tensor, target: Tensor, space: LossSpace) -> Tuple[Tensor, Tensor]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Dict, Optional, Tuple, Union
 
 from torch import Tensor
 
 import depthloss.functional as DF
 from depthloss.functional._common import reduce_images
+from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.near_field import NearFieldConfig, near_field_terms, near_threshold_at
 from depthloss.functional.weighting import near_field_weight_values
 from depthloss.nn.base import DepthLoss
@@ -61,6 +63,9 @@ class NearFieldSSISilog(DepthLoss):
         base = {k: kwargs.pop(k) for k in base_keys if k in kwargs}
         super().__init__(min_depth=min_depth, max_depth=max_depth, **base)
         self.config = NearFieldConfig(min_depth=min_depth, max_depth=max_depth, **kwargs)
+        # grad_clip bounds the gradient reaching ``pred`` as given (in ``input_space``), so the
+        # module clamps it itself; the kernel would clamp the inverse-depth gradient instead.
+        self._kernel_config = dataclasses.replace(self.config, grad_clip=None)
 
     def forward(  # type: ignore[override]
         self,
@@ -88,8 +93,10 @@ class NearFieldSSISilog(DepthLoss):
     def compute(
         self, pred: Tensor, target: Tensor, mask: Tensor, progress: Union[float, Tensor], **extra: Any
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
+        if self.config.grad_clip is not None:
+            pred = clamp_grad(pred, self.config.grad_clip)
         p, t = self.pair_in(pred, target, "inverse")
-        terms = near_field_terms(p, t, mask, progress, extra.get("weights"), self.config, self.scope)
+        terms = near_field_terms(p, t, mask, progress, extra.get("weights"), self._kernel_config, self.scope)
         return reduce_images(terms.value, terms.count, self.reduction), terms.metrics
 
     def extra_repr(self) -> str:

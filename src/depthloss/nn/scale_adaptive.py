@@ -39,7 +39,8 @@ class ScaleAdaptiveLoss(DepthLoss):
         use_inv_depth: compute on inverse depth instead of clamped depth (default False).
         **kwargs: the fields of :class:`~depthloss.functional.ScaleAdaptiveConfig`
             (``lambda_sg=0.5, num_scales=4, alpha_schedule="linear", alpha_start=1.0,
-            alpha_end=0.0, scale_schedule="linear", gt_downsample="mean", eps=1e-6``) and
+            alpha_end=0.0, scale_schedule="linear", gt_downsample="mean", eps=1e-6,
+            scale_floor=0.05``) and
             :class:`DepthLoss` arguments (``input_space``, ``reduction``, ``scope``).
 
     Metrics: ``level{l}_loss``, ``level{l}_l1``, ``level{l}_grad``, ``level{l}_valid_frac``,

@@ -1,0 +1,369 @@
+"""Forward/backward timing suite for every registered depthloss loss.
+
+    python benchmarks/run.py [--device cuda|cpu] [--losses PATTERN] [--shapes small,kitti,nyu]
+                             [--valid 0.3,1.0] [--compile] [--json PATH] [--plot PATH]
+
+For each shape and valid fraction it times, on the same tensors and in one process:
+
+1. every registered loss (``--losses`` wildcard): forward and forward+backward, eager and
+   (``--compile``) ``torch.compile``d, with median and IQR from
+   ``torch.utils.benchmark.Timer.blocked_autorange`` (which synchronizes CUDA), peak
+   memory on CUDA, and the ratio of forward+backward to a masked L1 forward+backward on
+   the same tensors (the memory-bound floor);
+2. every pair in ``benchmarks/baselines.py``: the straightforward implementation a user
+   would otherwise write against the depthloss callable computing the same value, and the
+   speed-up, checked against the targets of the benchmark issue (CPU, ``small``, eager).
+
+Inputs are procedural scenes from :mod:`depthloss.synthetic`: metric depth (sky filled at
+the far plane so 100 % valid is possible), LiDAR-like scan-line masks for the sparse
+fractions, and a prediction that is the target with smooth multiplicative error.
+Results go to stdout as markdown tables and, with ``--json``, to a JSON file with the
+environment (torch version, device, threads, seed); ``--plot`` writes a PNG chart when
+matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from baselines import BASELINES  # noqa: E402
+from timing import Timing, environment, measure  # noqa: E402
+
+import depthloss  # noqa: E402
+import depthloss.functional as DF  # noqa: E402
+from depthloss import synthetic  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    batch: int
+    height: int
+    width: int
+    valid: float  # default valid fraction for this shape
+
+
+SHAPES = {
+    "small": Shape("small", 4, 256, 512, 0.3),
+    "kitti": Shape("kitti", 4, 352, 1216, 0.05),
+    "nyu": Shape("nyu", 8, 480, 640, 1.0),
+    "tiny": Shape("tiny", 2, 32, 64, 0.3),  # smoke test
+}
+
+# speed-up targets of the benchmark issue: CPU, 2 threads, `small`, forward+backward, eager
+TARGETS = {
+    "scale-adaptive": 6.0,
+    "near-field-ssi-silog": 3.0,
+    "silog": 2.0,
+    "ssi_mae": 2.0,
+    "midas": 1.0,
+}
+
+
+@dataclass
+class Inputs:
+    depth_pred: Tensor
+    depth_target: Tensor
+    inv_pred: Tensor
+    inv_target: Tensor
+    mask: Tensor
+
+    def pair(self, space: str) -> Tuple[Tensor, Tensor]:
+        return (self.inv_pred, self.inv_target) if space == "inverse" else (self.depth_pred, self.depth_target)
+
+
+def make_inputs(shape: Shape, valid: float, seed: int, device: torch.device) -> Inputs:
+    """Scenes at ``shape``; ``valid`` < 1 keeps a LiDAR pattern of that fraction of all pixels."""
+    scenes = synthetic.make_scenes(shape.batch, shape.height, shape.width, seed=seed, max_depth=80.0)
+    depth = torch.where(scenes.valid, scenes.depth, torch.full_like(scenes.depth, 80.0))  # sky at the far plane
+    if valid >= 1.0:
+        mask = torch.ones_like(scenes.valid)
+    else:
+        mask = synthetic.lidar_pattern(shape.batch, shape.height, shape.width, valid, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    # smooth multiplicative error (a coarse random field upsampled) plus a global scale error
+    coarse = torch.randn(shape.batch, 1, max(1, shape.height // 32), max(1, shape.width // 32), generator=g)
+    field_ = torch.nn.functional.interpolate(coarse, size=(shape.height, shape.width), mode="bilinear")
+    pred = depth * torch.exp(0.1 * field_) * 1.1
+    target = torch.where(mask, depth, torch.zeros_like(depth))
+    inv_target = torch.where(mask, 1.0 / depth, torch.zeros_like(depth))
+    return Inputs(
+        depth_pred=pred.to(device),
+        depth_target=target.to(device),
+        inv_pred=(1.0 / pred).to(device),
+        inv_target=inv_target.to(device),
+        mask=mask.to(device),
+    )
+
+
+def forward_fn(fn: Callable[..., Tensor], pred: Tensor, target: Tensor, *args: Any) -> Callable[[], Tensor]:
+    def run() -> Tensor:
+        with torch.no_grad():
+            return fn(pred, target, *args)
+
+    return run
+
+
+def forward_backward_fn(fn: Callable[..., Tensor], pred: Tensor, target: Tensor, *args: Any) -> Callable[[], None]:
+    leaf = pred.detach().clone().requires_grad_()
+
+    def run() -> None:
+        leaf.grad = None
+        fn(leaf, target, *args).backward()
+
+    return run
+
+
+def peak_memory_mb(run: Callable[[], Any], device: torch.device) -> Optional[float]:
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    run()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+@dataclass
+class LossRow:
+    shape: str
+    valid: float
+    loss: str
+    mode: str  # eager | compiled
+    forward: Timing
+    forward_backward: Timing
+    floor_ratio: float
+    peak_mb: Optional[float] = None
+
+
+@dataclass
+class BaselineRow:
+    shape: str
+    valid: float
+    name: str
+    baseline: Timing
+    depthloss: Timing
+    speedup: float
+    target: Optional[float] = None
+    met: Optional[bool] = None
+    notes: str = ""
+
+
+@dataclass
+class Results:
+    environment: Dict[str, Any]
+    args: Dict[str, Any]
+    losses: List[LossRow] = field(default_factory=list)
+    baselines: List[BaselineRow] = field(default_factory=list)
+
+
+def floor_timing(inputs: Inputs, min_run_time: float) -> Timing:
+    pred, target = inputs.pair("inverse")
+    l1 = depthloss.get_loss("l1")
+    return measure(forward_backward_fn(l1, pred, target, inputs.mask), min_run_time)
+
+
+def bench_losses(
+    names: Sequence[str], shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace, floor: Timing
+) -> List[LossRow]:
+    rows = []
+    device = inputs.mask.device
+    modes = ["eager", "compiled"] if args.compile else ["eager"]
+    for name in names:
+        for mode in modes:
+            module = depthloss.get_loss(name).to(device)
+            pred, target = inputs.pair(module.input_space)
+            fn: Callable[..., Tensor] = module
+            if mode == "compiled":
+                torch._dynamo.reset()
+                fn = torch.compile(module, fullgraph=True)
+            fwd = measure(forward_fn(fn, pred, target, inputs.mask), args.min_run_time)
+            fb_run = forward_backward_fn(fn, pred, target, inputs.mask)
+            fwd_bwd = measure(fb_run, args.min_run_time)
+            rows.append(
+                LossRow(
+                    shape=shape.name,
+                    valid=valid,
+                    loss=name,
+                    mode=mode,
+                    forward=fwd,
+                    forward_backward=fwd_bwd,
+                    floor_ratio=fwd_bwd.median_ms / floor.median_ms,
+                    peak_mb=peak_memory_mb(fb_run, device),
+                )
+            )
+            print(f"  {name:22s} {mode:8s} fwd {fwd}  fwd+bwd {fwd_bwd}", file=sys.stderr)
+    return rows
+
+
+def bench_baselines(shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace) -> List[BaselineRow]:
+    rows = []
+    check_targets = inputs.mask.device.type == "cpu" and shape.name == "small"
+    for name, pair in BASELINES.items():
+        if not fnmatch.fnmatch(name.replace("_", "-"), args.losses) and not fnmatch.fnmatch(name, args.losses):
+            continue
+        pred, target = inputs.pair(pair.input_space)
+        base = measure(forward_backward_fn(pair.baseline(), pred, target, inputs.mask), args.min_run_time)
+        ours = measure(forward_backward_fn(pair.depthloss(), pred, target, inputs.mask), args.min_run_time)
+        speedup = base.median_ms / ours.median_ms
+        target_ratio = TARGETS.get(name) if check_targets else None
+        rows.append(
+            BaselineRow(
+                shape=shape.name,
+                valid=valid,
+                name=name,
+                baseline=base,
+                depthloss=ours,
+                speedup=speedup,
+                target=target_ratio,
+                met=None if target_ratio is None else speedup >= target_ratio,
+                notes=pair.notes,
+            )
+        )
+        print(f"  baseline {name:20s} {base} vs {ours}: {speedup:.2f}x", file=sys.stderr)
+    return rows
+
+
+def _ms(t: Timing) -> str:
+    return f"{t.median_ms:.2f} ± {t.iqr_ms / 2:.2f}"
+
+
+def markdown(results: Results) -> str:
+    env = results.environment
+    out = [
+        f"## depthloss benchmarks — {env['device_name']} ({env['device']}), torch {env['torch']}, "
+        f"{env['threads']} threads",
+        "",
+        "### Losses (forward / forward+backward, ms, median ± IQR/2)",
+        "",
+        "| shape | valid | loss | mode | forward | fwd+bwd | × masked-L1 floor | peak MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results.losses:
+        peak = "–" if r.peak_mb is None else f"{r.peak_mb:.0f}"
+        out.append(
+            f"| {r.shape} | {r.valid:.0%} | {r.loss} | {r.mode} | {_ms(r.forward)} | {_ms(r.forward_backward)} "
+            f"| {r.floor_ratio:.1f} | {peak} |"
+        )
+    out += [
+        "",
+        "### Against the baselines (forward+backward, eager, same tensors)",
+        "",
+        "| shape | valid | loss | baseline ms | depthloss ms | speed-up | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for b in results.baselines:
+        target = "–" if b.target is None else f"≥ {b.target:g}× {'met' if b.met else 'MISSED'}"
+        out.append(
+            f"| {b.shape} | {b.valid:.0%} | {b.name} | {_ms(b.baseline)} | {_ms(b.depthloss)} "
+            f"| {b.speedup:.2f}× | {target} |"
+        )
+    checked = [b for b in results.baselines if b.target is not None]
+    if checked:
+        missed = [b for b in checked if not b.met]
+        out += ["", f"Targets: {len(checked) - len(missed)}/{len(checked)} met" + (
+            "" if not missed else " — missed: " + ", ".join(f"{b.name} @ {b.valid:.0%}" for b in missed)
+        )]
+    return "\n".join(out)
+
+
+def plot(results: Results, path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install 'depthloss[plot]'): no plot written", file=sys.stderr)
+        return False
+    rows = [r for r in results.losses if r.mode == "eager"]
+    labels = [f"{r.loss}\n{r.shape} {r.valid:.0%}" for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(14, max(4, 0.35 * len(rows))))
+    axes[0].barh(labels, [r.forward_backward.median_ms for r in rows])
+    axes[0].set_xlabel("forward+backward (ms)")
+    axes[0].invert_yaxis()
+    if results.baselines:
+        names = [f"{b.name} {b.valid:.0%}" for b in results.baselines]
+        axes[1].barh(names, [b.speedup for b in results.baselines], color="tab:green")
+        axes[1].axvline(1.0, color="k", lw=0.8)
+        axes[1].set_xlabel("speed-up over baseline (×)")
+        axes[1].invert_yaxis()
+    fig.suptitle(f"depthloss on {results.environment['device_name']} ({results.environment['device']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    return True
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--losses", default="*", help="wildcard over registered names (default: all)")
+    parser.add_argument(
+        "--shapes", default=None, help=f"comma-separated from {', '.join(SHAPES)} (default: small on CPU, all on CUDA)"
+    )
+    parser.add_argument(
+        "--valid", default=None, help="comma-separated valid fractions (default: 0.3,1.0 for small, the shape's own else)"
+    )
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the baseline comparisons")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per blocked_autorange")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="write results and metadata to this JSON file")
+    parser.add_argument("--plot", default=None, help="write a PNG chart (needs matplotlib)")
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda requested but CUDA is not available")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        torch.set_num_threads(args.threads)
+    shape_names = args.shapes.split(",") if args.shapes else (["small"] if device.type == "cpu" else ["small", "kitti", "nyu"])
+    unknown = [s for s in shape_names if s not in SHAPES]
+    if unknown:
+        raise SystemExit(f"unknown shape(s) {unknown}; choose from {list(SHAPES)}")
+    names = depthloss.list_losses(args.losses)
+    env = environment(device)
+    env["seed"] = args.seed
+    results = Results(environment=env, args=vars(args))
+    start = time.perf_counter()
+    for shape_name in shape_names:
+        shape = SHAPES[shape_name]
+        if args.valid:
+            fractions = [float(v) for v in args.valid.split(",")]
+        else:
+            fractions = [0.3, 1.0] if shape.name == "small" else [shape.valid]
+        for valid in fractions:
+            print(f"# {shape} valid={valid:.0%}", file=sys.stderr)
+            inputs = make_inputs(shape, valid, args.seed, device)
+            floor = floor_timing(inputs, args.min_run_time)
+            results.losses += bench_losses(names, shape, valid, inputs, args, floor)
+            if not args.no_baselines:
+                results.baselines += bench_baselines(shape, valid, inputs, args)
+    env["elapsed_s"] = round(time.perf_counter() - start, 1)
+    print(markdown(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(results), indent=2, default=str))
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,698 @@
+"""Float64, loop-based reference oracles for every public kernel of ``depthloss.functional``.
+
+These are written for clarity, not speed, and are deliberately independent of the library:
+nothing here imports ``depthloss``. Each oracle follows the formula in DESIGN.md §2-3 and the
+kernel's docstring literally:
+
+- inputs are converted to float64 (``.double()``) and results are float64;
+- maps are ``(B, 1, H, W)`` or ``(B, H, W)``; statistics are taken over the valid pixels of
+  each image (boolean indexing ``x[mask]`` is fine here), or over the whole batch pooled
+  as one group for ``scope="batch"``;
+- reductions: ``"mean"`` averages the per-image values over images with at least one valid
+  pixel (0 if there is none), ``"sum"`` sums them, ``"none"`` returns ``(B,)``; under
+  ``scope="batch"`` the single pooled value is returned for ``"mean"`` and ``"sum"`` and
+  ``"none"`` is an error;
+- a group without valid pixels (or with zero total weight) has value 0;
+- medians are lower medians: the element of rank ``(n - 1) // 2`` (0-based) of the sorted
+  valid values (``torch.median``'s convention).
+
+Only hyper-parameter *semantics* are implemented here; input validation is tested in
+``test_validation.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "abs_rel",
+    "berhu",
+    "depth_to_inv",
+    "downsample",
+    "downsample_sparse",
+    "gradient_matching",
+    "inv_to_depth",
+    "l1",
+    "lsq_scale_shift",
+    "mad_normalize",
+    "masked_mean",
+    "masked_median",
+    "masked_var",
+    "mse",
+    "near_field_weights",
+    "scale_weights",
+    "schedule",
+    "silog",
+    "sobel",
+    "sobel_mask",
+    "ssi",
+    "ssi_lsq",
+    "ssi_mae",
+]
+
+Group = Tuple[Tensor, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# plumbing: images, masks, groups, reductions
+# --------------------------------------------------------------------------------------------
+
+
+def _images(x: Tensor) -> Tensor:
+    """A float64 copy of a ``(B, 1, H, W)`` or ``(B, H, W)`` map as ``(B, H, W)``."""
+    x = x.detach().to("cpu", torch.float64)
+    return x[:, 0] if x.dim() == 4 else x.clone()
+
+
+def _mask_images(mask: Optional[Tensor], like: Tensor) -> Tensor:
+    """The bool mask as ``(B, H, W)``; ``None`` means every pixel is valid."""
+    if mask is None:
+        return torch.ones(_images(like).shape, dtype=torch.bool)
+    mask = mask.detach().cpu()
+    return mask[:, 0] if mask.dim() == 4 else mask.clone()
+
+
+def _groups(scope: str, mask: Optional[Tensor], *maps: Optional[Tensor]) -> List[Group]:
+    """For every group (one per image, or one for the batch): the 1-D valid values of each map.
+
+    A ``None`` map stands for all-ones weights.
+    """
+    m = _mask_images(mask, maps[0])
+    imgs = [torch.ones(m.shape, dtype=torch.float64) if x is None else _images(x) for x in maps]
+    if scope == "batch":
+        return [tuple(x[m] for x in imgs)]
+    return [tuple(x[b][m[b]] for x in imgs) for b in range(m.shape[0])]
+
+
+def _reduce(values: Sequence[float], counts: Sequence[int], reduction: str, scope: str) -> Tensor:
+    """Per-group values -> the reduced loss (see the module docstring)."""
+    if scope == "batch":
+        if reduction == "none":
+            raise ValueError("reduction='none' needs scope='image'")
+        return torch.tensor(float(values[0]), dtype=torch.float64)
+    if reduction == "none":
+        return torch.tensor([float(v) for v in values], dtype=torch.float64)
+    if reduction == "sum":
+        return torch.tensor(math.fsum(float(v) for v in values), dtype=torch.float64)
+    kept = [float(v) for v, n in zip(values, counts) if n > 0]
+    mean = math.fsum(kept) / len(kept) if kept else 0.0
+    return torch.tensor(mean, dtype=torch.float64)
+
+
+def _per_image(values: Sequence[float], batch_size: int, scope: str) -> Tensor:
+    """A per-group statistic as ``(B,)``: the pooled value repeated under ``scope="batch"``."""
+    if scope == "batch":
+        return torch.full((batch_size,), float(values[0]), dtype=torch.float64)
+    return torch.tensor([float(v) for v in values], dtype=torch.float64)
+
+
+def _loss(
+    per_group: Callable[..., float],
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    weights: Optional[Tensor],
+    reduction: str,
+    scope: str,
+) -> Tensor:
+    """Evaluate ``per_group(p, g, w)`` on every non-empty group (0 for empty ones), then reduce."""
+    groups = _groups(scope, mask, pred, target, weights)
+    values = [per_group(p, g, w) if p.numel() > 0 else 0.0 for p, g, w in groups]
+    return _reduce(values, [p.numel() for p, _, _ in groups], reduction, scope)
+
+
+def _wmean(x: Tensor, w: Tensor) -> float:
+    """Weighted mean ``Σ w x / Σ w``; 0 when ``Σ w = 0``."""
+    sw = float(w.sum())
+    return float((w * x).sum()) / sw if sw > 0 else 0.0
+
+
+def _wvar(x: Tensor, w: Tensor) -> float:
+    """Weighted population variance ``Σ w (x - μ)² / Σ w``; 0 when ``Σ w = 0``."""
+    sw = float(w.sum())
+    if sw <= 0:
+        return 0.0
+    mu = _wmean(x, w)
+    return float((w * (x - mu) ** 2).sum()) / sw
+
+
+def _lower_median(x: Tensor) -> float:
+    """Lower median: the sorted value of 0-based rank ``(n - 1) // 2``; 0 for no values."""
+    values = sorted(x.tolist())
+    return values[(len(values) - 1) // 2] if values else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# moments, medians, normalization, least squares
+# --------------------------------------------------------------------------------------------
+
+
+def masked_mean(x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image") -> Tensor:
+    """``μ = Σ w x / Σ w`` over valid pixels; 0 without valid pixels or with zero total weight."""
+    groups = _groups(scope, mask, x, weights)
+    return _per_image([_wmean(v, w) for v, w in groups], x.shape[0], scope)
+
+
+def masked_var(x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image") -> Tensor:
+    """``σ² = Σ w (x - μ)² / Σ w`` over valid pixels (population variance); 0 if empty."""
+    groups = _groups(scope, mask, x, weights)
+    return _per_image([_wvar(v, w) for v, w in groups], x.shape[0], scope)
+
+
+def masked_median(x: Tensor, mask: Optional[Tensor] = None, *, scope: str = "image") -> Tensor:
+    """Lower median of the valid pixels per image (``sorted(v)[(n - 1) // 2]``); 0 if empty."""
+    groups = _groups(scope, mask, x)
+    return _per_image([_lower_median(v) for (v,) in groups], x.shape[0], scope)
+
+
+def _mad(v: Tensor, eps: float) -> Tuple[float, float]:
+    """``(median, max(mean |v - median|, eps))`` of a 1-D vector; ``(0, eps)`` when empty."""
+    if v.numel() == 0:
+        return 0.0, eps
+    med = _lower_median(v)
+    return med, max(float((v - med).abs().mean()), eps)
+
+
+def mad_normalize(
+    x: Tensor, mask: Optional[Tensor] = None, eps: float = 1e-6, *, scope: str = "image"
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """``x̂ = (x - med) / max(mean |x - med|, eps)`` at valid pixels, 0 at invalid ones.
+
+    Returns ``(x_hat, shift, scale)`` with ``x_hat`` of ``x``'s shape and ``shift = med``,
+    ``scale = max(MAD, eps)`` of shape ``(B,)``; empty images give ``shift = 0, scale = eps``.
+    """
+    xi, m = _images(x), _mask_images(mask, x)
+    b = xi.shape[0]
+    x_hat = torch.zeros_like(xi)
+    if scope == "batch":
+        med, scale = _mad(xi[m], eps)
+        x_hat[m] = (xi[m] - med) / scale
+        shifts, scales = [med], [scale]
+    else:
+        shifts, scales = [], []
+        for i in range(b):
+            med, scale = _mad(xi[i][m[i]], eps)
+            shifts.append(med)
+            scales.append(scale)
+            x_hat[i][m[i]] = (xi[i][m[i]] - med) / scale
+    return x_hat.reshape(x.shape), _per_image(shifts, b, scope), _per_image(scales, b, scope)
+
+
+def _lsq(p: Tensor, g: Tensor, w: Tensor) -> Tuple[float, float]:
+    """Weighted least squares ``min Σ w (s p + t - g)²`` by Cramer's rule on the normal equations.
+
+    ``[Σw·p² Σw·p; Σw·p Σw] [s; t] = [Σw·p·g; Σw·g]``. Degenerate systems: zero total
+    weight gives ``(0, 0)``; a prediction constant over the pixels with positive weight
+    gives ``(0, Σw·g / Σw)``.
+    """
+    sw = float(w.sum())
+    if sw <= 0:
+        return 0.0, 0.0
+    used = p[w > 0]
+    if bool((used == used[0]).all()):
+        return 0.0, _wmean(g, w)
+    swp, swg = float((w * p).sum()), float((w * g).sum())
+    swpp, swpg = float((w * p * p).sum()), float((w * p * g).sum())
+    det = sw * swpp - swp * swp
+    s = (sw * swpg - swp * swg) / det
+    t = (swpp * swg - swp * swpg) / det
+    return s, t
+
+
+def lsq_scale_shift(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    scope: str = "image",
+) -> Tuple[Tensor, Tensor]:
+    """Per-image ``(s, t) = argmin Σ w (s·pred + t - target)²`` over valid pixels (see ``_lsq``)."""
+    groups = _groups(scope, mask, pred, target, weights)
+    fits = [_lsq(p, g, w) if p.numel() > 0 else (0.0, 0.0) for p, g, w in groups]
+    b = pred.shape[0]
+    return _per_image([f[0] for f in fits], b, scope), _per_image([f[1] for f in fits], b, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# image gradients
+# --------------------------------------------------------------------------------------------
+
+# correlation taps: gx uses KX, gy its transpose
+_KX = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
+
+
+def _sobel_at(img: List[List[float]], i: int, j: int) -> Tuple[float, float]:
+    """``(gx, gy)`` at interior pixel ``(i, j)``: ``Σ_ab K[a][b] x[i+a-1][j+b-1] / 8`` (K^T for gy)."""
+    gx = gy = 0.0
+    for a in range(3):
+        for c in range(3):
+            v = img[i + a - 1][j + c - 1]
+            gx += _KX[a][c] * v
+            gy += _KX[c][a] * v
+    return gx / 8.0, gy / 8.0
+
+
+def _window_valid(m: List[List[bool]], i: int, j: int) -> bool:
+    """The 3x3 window around ``(i, j)`` lies inside the image and is entirely valid."""
+    h, w = len(m), len(m[0])
+    if i < 1 or j < 1 or i > h - 2 or j > w - 2:
+        return False
+    return all(m[i + a][j + c] for a in (-1, 0, 1) for c in (-1, 0, 1))
+
+
+def sobel(x: Tensor) -> Tuple[Tensor, Tensor]:
+    """Normalized Sobel ``(gx, gy)``: taps ``[-1 0 1; -2 0 2; -1 0 1] / 8`` (and the transpose).
+
+    Correlation (``gx > 0`` where values grow to the right). Pixels without a full 3x3
+    window inside the image (the one-pixel border; everything if ``H < 3`` or ``W < 3``) are 0.
+    """
+    xi = _images(x)
+    b, h, w = xi.shape
+    gx, gy = torch.zeros_like(xi), torch.zeros_like(xi)
+    for n in range(b):
+        img = xi[n].tolist()
+        for i in range(1, h - 1):
+            for j in range(1, w - 1):
+                gx[n, i, j], gy[n, i, j] = _sobel_at(img, i, j)
+    return gx.reshape(x.shape), gy.reshape(x.shape)
+
+
+def sobel_mask(mask: Tensor) -> Tensor:
+    """True where the whole 3x3 window is inside the image and valid."""
+    m = _mask_images(mask, mask)
+    out = torch.zeros_like(m)
+    for n in range(m.shape[0]):
+        ml = m[n].tolist()
+        for i in range(m.shape[1]):
+            for j in range(m.shape[2]):
+                out[n, i, j] = _window_valid(ml, i, j)
+    return out.reshape(mask.shape)
+
+
+def _level_sum(r: List[List[float]], m: List[List[bool]], operator: str) -> float:
+    """``Σ |∂x r| + |∂y r|`` over the derivatives whose whole stencil is valid."""
+    h, w = len(r), len(r[0])
+    total = 0.0
+    if operator == "sobel":
+        for i in range(h):
+            for j in range(w):
+                if _window_valid(m, i, j):
+                    gx, gy = _sobel_at(r, i, j)
+                    total += abs(gx) + abs(gy)
+        return total
+    # "diff": forward differences, valid where both pixels are valid
+    for i in range(h):
+        for j in range(w):
+            if j + 1 < w and m[i][j] and m[i][j + 1]:
+                total += abs(r[i][j + 1] - r[i][j])
+            if i + 1 < h and m[i][j] and m[i + 1][j]:
+                total += abs(r[i + 1][j] - r[i][j])
+    return total
+
+
+def gradient_matching(
+    residual: Tensor,
+    mask: Optional[Tensor] = None,
+    scales: int = 4,
+    operator: str = "sobel",
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``Σ_s (1 / M_s) Σ_valid |∂x r^s| + |∂y r^s|`` with ``r^s = r[::2^s, ::2^s]`` (mask likewise).
+
+    ``M_s`` is the number of valid pixels at level ``s`` (a level with ``M_s = 0`` adds 0).
+    ``scope="batch"`` divides the batch's sum by the batch's count, per level.
+    """
+    r, m = _images(residual), _mask_images(mask, residual)
+    b = r.shape[0]
+    # per image and level: (sum of |gradients| over valid stencils, valid pixel count)
+    stats = []
+    for n in range(b):
+        per_level = []
+        for s in range(scales):
+            step = 2**s
+            r_s = [row[::step] for row in r[n].tolist()[::step]]
+            m_s = [row[::step] for row in m[n].tolist()[::step]]
+            count = sum(sum(1 for v in row if v) for row in m_s)
+            # invalid pixels of r may be NaN/inf; they never enter a valid stencil
+            r_s = [[v if ok else 0.0 for v, ok in zip(rr, mm)] for rr, mm in zip(r_s, m_s)]
+            per_level.append((_level_sum(r_s, m_s, operator), count))
+        stats.append(per_level)
+    if scope == "batch":
+        value = 0.0
+        for s in range(scales):
+            total = sum(stats[n][s][0] for n in range(b))
+            count = sum(stats[n][s][1] for n in range(b))
+            value += total / count if count > 0 else 0.0
+        values, counts = [value], [int(m.sum())]
+    else:
+        values = [sum(t / c if c > 0 else 0.0 for t, c in stats[n]) for n in range(b)]
+        counts = [int(m[n].sum()) for n in range(b)]
+    return _reduce(values, counts, reduction, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# scale(-and-shift)-invariant losses
+# --------------------------------------------------------------------------------------------
+
+
+def ssi(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    alpha: float = 0.85,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``var_w(d) + alpha · mean_w(d)²`` with ``d = pred - target`` (weighted population moments)."""
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        d = p - g
+        return _wvar(d, w) + alpha * _wmean(d, w) ** 2
+
+    return _loss(value, pred, target, mask, weights, reduction, scope)
+
+
+def _kept_count(n: int, trim: float) -> int:
+    """``k = n - floor(trim · n)`` with ``trim`` read as the exact decimal it was written as."""
+    return n - math.floor(Fraction(repr(float(trim))) * n)
+
+
+def ssi_mae(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    trim: float = 0.2,
+    eps: float = 1e-6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Mean of the ``k = n - floor(trim·n)`` smallest ``|p̂ - ĝ|`` (median/MAD-normalized, see ``mad_normalize``)."""
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        pm, ps = _mad(p, eps)
+        gm, gs = _mad(g, eps)
+        residuals = sorted(((p - pm) / ps - (g - gm) / gs).abs().tolist())
+        k = _kept_count(len(residuals), trim)
+        return math.fsum(residuals[:k]) / k
+
+    return _loss(value, pred, target, mask, None, reduction, scope)
+
+
+def ssi_lsq(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``Σ w (s p + t - g)² / Σ w`` with ``(s, t)`` the weighted least-squares fit (see ``_lsq``)."""
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        s, t = _lsq(p, g, w)
+        return _wmean((s * p + t - g) ** 2, w)
+
+    return _loss(value, pred, target, mask, weights, reduction, scope)
+
+
+def silog(
+    pred_depth: Tensor,
+    target_depth: Tensor,
+    mask: Optional[Tensor] = None,
+    lambd: float = 0.85,
+    ratio: float = 10.0,
+    weights: Optional[Tensor] = None,
+    eps: float = 1e-8,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``ratio · sqrt(E_w[g²] - lambd · E_w[g]² + eps)``, ``g = log pred - log target``.
+
+    Evaluated as ``var_w(g) + (1 - lambd) · E_w[g]²`` (the same quantity, never negative
+    for ``lambd <= 1``); 0 when the total weight is 0.
+    """
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        if float(w.sum()) <= 0:
+            return 0.0
+        e = torch.log(p) - torch.log(g)
+        return ratio * math.sqrt(_wvar(e, w) + (1.0 - lambd) * _wmean(e, w) ** 2 + eps)
+
+    return _loss(value, pred_depth, target_depth, mask, weights, reduction, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# pointwise losses
+# --------------------------------------------------------------------------------------------
+
+
+def l1(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+    """``Σ w |p - g| / Σ w`` per image."""
+    return _loss(lambda p, g, w: _wmean((p - g).abs(), w), pred, target, mask, weights, reduction, scope)
+
+
+def mse(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+    """``Σ w (p - g)² / Σ w`` per image."""
+    return _loss(lambda p, g, w: _wmean((p - g) ** 2, w), pred, target, mask, weights, reduction, scope)
+
+
+def abs_rel(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+    """``Σ w |p - g| / g / Σ w`` per image (divides by the target)."""
+    return _loss(lambda p, g, w: _wmean((p - g).abs() / g, w), pred, target, mask, weights, reduction, scope)
+
+
+def berhu(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    threshold: float = 0.2,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``Σ w B(d) / Σ w`` with ``B(d) = |d|`` if ``|d| <= c`` else ``(d² + c²) / (2c)``.
+
+    ``c = threshold · max |d|`` over the group's valid pixels (regardless of weights).
+    """
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        d = [abs(a - b) for a, b in zip(p.tolist(), g.tolist())]
+        c = threshold * max(d)
+        per_pixel = [x if x <= c else (x * x + c * c) / (2.0 * c) for x in d]
+        return _wmean(torch.tensor(per_pixel, dtype=torch.float64), w)
+
+    return _loss(value, pred, target, mask, weights, reduction, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# weights and schedules
+# --------------------------------------------------------------------------------------------
+
+
+def near_field_weights(
+    depth: Tensor,
+    threshold: Union[float, Tensor] = 1.0,
+    near_weight: float = 5.0,
+    transition: float = 0.3,
+    mode: str = "smooth",
+) -> Tensor:
+    """Per-pixel weight ``w(d)``, ``w_n = near_weight``, ``t = threshold``, ``τ = transition``.
+
+    - smooth: ``1 + (w_n - 1) · (1 - tanh((d - t) / τ)) / 2``
+    - linear: ``w_n`` for ``d <= t - τ``, 1 for ``d >= t + τ``, linear in between
+    - step:   ``w_n`` for ``d < t``, else 1
+
+    Non-finite depths (NaN, ±inf) are far: weight 1.
+    """
+    t = float(threshold)
+    x = depth.detach().to("cpu", torch.float64)
+    out = torch.empty_like(x)
+    flat_in, flat_out = x.reshape(-1), out.reshape(-1)
+    for i, d in enumerate(flat_in.tolist()):
+        if not math.isfinite(d):
+            w = 1.0
+        elif mode == "step":
+            w = near_weight if d < t else 1.0
+        elif mode == "smooth":
+            w = 1.0 + (near_weight - 1.0) * 0.5 * (1.0 - math.tanh((d - t) / transition))
+        elif d <= t - transition:
+            w = near_weight
+        elif d >= t + transition:
+            w = 1.0
+        else:  # linear from (t - τ, w_n) to (t + τ, 1)
+            w = near_weight + (1.0 - near_weight) * (d - (t - transition)) / (2.0 * transition)
+        flat_out[i] = w
+    return out
+
+
+def schedule(progress: Union[float, Tensor], kind: str = "linear", start: float = 1.0, end: float = 0.0, milestone: float = 0.5) -> float:
+    """Interpolate ``start -> end`` over ``p = clamp(progress, 0, 1)``.
+
+    constant: ``s``; linear: ``s + (e - s) p``; cosine: ``e + (s - e) (1 + cos πp) / 2``;
+    step: ``s`` if ``p < milestone`` else ``e``.
+    """
+    p = min(max(float(progress), 0.0), 1.0)
+    if kind == "constant":
+        return float(start)
+    if kind == "linear":
+        return start + (end - start) * p
+    if kind == "cosine":
+        return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * p))
+    if kind == "step":
+        return float(start) if p < milestone else float(end)
+    raise ValueError(kind)
+
+
+def scale_weights(progress: Union[float, Tensor], num_scales: int, kind: str = "linear") -> Tensor:
+    """``w_s = (1 - t) c_s + t f_s``, ``c_s ∝ 2^s``, ``f_s ∝ 2^-s`` (each summing to 1), ``t = schedule(p, kind, 0, 1)``.
+
+    ``kind="constant"`` gives uniform weights ``1 / num_scales``.
+    """
+    if kind == "constant":
+        return torch.tensor([1.0 / num_scales] * num_scales, dtype=torch.float64)
+    t = schedule(progress, kind, 0.0, 1.0)
+    coarse_total = math.fsum(2.0**s for s in range(num_scales))
+    fine_total = math.fsum(2.0**-s for s in range(num_scales))
+    return torch.tensor(
+        [(1.0 - t) * 2.0**s / coarse_total + t * 2.0**-s / fine_total for s in range(num_scales)],
+        dtype=torch.float64,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# pyramids
+# --------------------------------------------------------------------------------------------
+
+
+def _out_size(n: int, factor: int) -> int:
+    """``ceil(n / factor)``."""
+    return (n + factor - 1) // factor
+
+
+def _blocks(h: int, w: int, factor: int):
+    """Yield ``(oi, oj, rows, cols)``: each output pixel and the input block it covers (clipped)."""
+    for oi in range(_out_size(h, factor)):
+        for oj in range(_out_size(w, factor)):
+            rows = range(oi * factor, min(oi * factor + factor, h))
+            cols = range(oj * factor, min(oj * factor + factor, w))
+            yield oi, oj, rows, cols
+
+
+def _bilinear_taps(out_index: int, in_size: int, out_size: int) -> Tuple[int, int, float]:
+    """``align_corners=False`` source taps: ``src = (o + 0.5) · in/out - 0.5`` clamped at 0."""
+    src = max((out_index + 0.5) * in_size / out_size - 0.5, 0.0)
+    i0 = int(math.floor(src))
+    i1 = min(i0 + 1, in_size - 1)
+    return i0, i1, src - i0
+
+
+def downsample(x: Tensor, factor: int, mode: str = "area") -> Tensor:
+    """Downsample to ``ceil(H/f) x ceil(W/f)``.
+
+    area: mean of each ``f x f`` block (border blocks average the pixels they hold).
+    bilinear: ``align_corners=False`` interpolation to that size, written out explicitly.
+    """
+    xi = _images(x)
+    b, h, w = xi.shape
+    oh, ow = _out_size(h, factor), _out_size(w, factor)
+    out = torch.zeros(b, oh, ow, dtype=torch.float64)
+    for n in range(b):
+        img = xi[n].tolist()
+        if mode == "area":
+            for oi, oj, rows, cols in _blocks(h, w, factor):
+                vals = [img[i][j] for i in rows for j in cols]
+                out[n, oi, oj] = math.fsum(vals) / len(vals)
+        else:
+            for oi in range(oh):
+                i0, i1, li = _bilinear_taps(oi, h, oh)
+                for oj in range(ow):
+                    j0, j1, lj = _bilinear_taps(oj, w, ow)
+                    top = (1 - lj) * img[i0][j0] + lj * img[i0][j1]
+                    bottom = (1 - lj) * img[i1][j0] + lj * img[i1][j1]
+                    out[n, oi, oj] = (1 - li) * top + li * bottom
+    return out.unsqueeze(1) if x.dim() == 4 else out
+
+
+def downsample_bilinear_torch(x: Tensor, factor: int) -> Tensor:
+    """Second bilinear oracle: torch's own definition, ``F.interpolate`` on float64."""
+    xi = _images(x).unsqueeze(1)
+    size = (_out_size(xi.shape[-2], factor), _out_size(xi.shape[-1], factor))
+    out = F.interpolate(xi, size=size, mode="bilinear", align_corners=False)
+    return out if x.dim() == 4 else out[:, 0]
+
+
+def downsample_sparse(depth: Tensor, mask: Tensor, factor: int, mode: str = "mean") -> Tuple[Tensor, Tensor]:
+    """Sparse-aware downsampling to ``ceil(H/f) x ceil(W/f)``; depth is 0 where invalid.
+
+    mean: mean of the block's valid depths, valid if the block has one; min: smallest valid
+    depth of the block; nearest: the block's top-left pixel and its validity.
+    """
+    di, m = _images(depth), _mask_images(mask, depth)
+    b, h, w = di.shape
+    oh, ow = _out_size(h, factor), _out_size(w, factor)
+    out = torch.zeros(b, oh, ow, dtype=torch.float64)
+    out_mask = torch.zeros(b, oh, ow, dtype=torch.bool)
+    for n in range(b):
+        img, ml = di[n].tolist(), m[n].tolist()
+        for oi, oj, rows, cols in _blocks(h, w, factor):
+            if mode == "nearest":
+                i, j = rows[0], cols[0]
+                vals = [img[i][j]] if ml[i][j] else []
+            else:
+                vals = [img[i][j] for i in rows for j in cols if ml[i][j]]
+            if vals:
+                out_mask[n, oi, oj] = True
+                out[n, oi, oj] = math.fsum(vals) / len(vals) if mode == "mean" else min(vals)
+    if depth.dim() == 4:
+        return out.unsqueeze(1), out_mask.unsqueeze(1)
+    return out, out_mask
+
+
+# --------------------------------------------------------------------------------------------
+# conversions
+# --------------------------------------------------------------------------------------------
+
+
+def _clamp(v: float, low: Optional[float], high: Optional[float]) -> float:
+    if low is not None:
+        v = max(v, low)
+    if high is not None:
+        v = min(v, high)
+    return v
+
+
+def depth_to_inv(depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+    """``1 / max(clamp(d, min_depth, max_depth), eps)`` where ``d > 0``; 0 where ``d <= 0`` or NaN."""
+    x = depth.detach().to("cpu", torch.float64)
+    out = [1.0 / max(_clamp(d, min_depth, max_depth), eps) if d > 0 else 0.0 for d in x.reshape(-1).tolist()]
+    return torch.tensor(out, dtype=torch.float64).reshape(x.shape)
+
+
+def inv_to_depth(inv_depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+    """``d = 1 / max(v, eps)`` where ``v > 0``; 0 where ``v <= 0`` or NaN; then valid depths are clamped.
+
+    A depth of 0 marks "no measurement" (DESIGN §3: 0 <-> invalid preserved), so the clamp to
+    ``[min_depth, max_depth]`` applies to ``d > 0`` only; ``v = +inf`` gives ``d = 0``, which
+    stays 0.
+    """
+    x = inv_depth.detach().to("cpu", torch.float64)
+    out = []
+    for v in x.reshape(-1).tolist():
+        d = 1.0 / max(v, eps) if v > 0 else 0.0
+        out.append(_clamp(d, min_depth, max_depth) if d > 0 else 0.0)
+    return torch.tensor(out, dtype=torch.float64).reshape(x.shape)
