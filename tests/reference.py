@@ -684,15 +684,18 @@ def depth_to_inv(depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = 
 
 
 def inv_to_depth(inv_depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
-    """``d = 1 / max(v, eps)`` where ``v > 0``; 0 where ``v <= 0`` or NaN; then valid depths are clamped.
+    """``d = 1 / max(v, eps)`` where ``v > 0``, clamped to ``[min_depth, max_depth]``; 0 where ``v <= 0`` or NaN.
 
-    A depth of 0 marks "no measurement" (DESIGN §3: 0 <-> invalid preserved), so the clamp to
-    ``[min_depth, max_depth]`` applies to ``d > 0`` only; ``v = +inf`` gives ``d = 0``, which
-    stays 0.
+    A depth of 0 marks "no measurement" (DESIGN §3: 0 <-> invalid preserved). Every ``v > 0``
+    is valid, ``+inf`` included (depth 0+, which the clamp raises to ``min_depth`` when given;
+    without ``min_depth`` it stays 0).
     """
     x = inv_depth.detach().to("cpu", torch.float64)
     out = []
     for v in x.reshape(-1).tolist():
-        d = 1.0 / max(v, eps) if v > 0 else 0.0
-        out.append(_clamp(d, min_depth, max_depth) if d > 0 else 0.0)
+        if not v > 0:
+            out.append(0.0)
+            continue
+        d = 1.0 / max(v, eps)
+        out.append(_clamp(d, min_depth, max_depth) if (d > 0 or min_depth) else 0.0)
     return torch.tensor(out, dtype=torch.float64).reshape(x.shape)

@@ -86,8 +86,19 @@ def per_image(stat: Tensor, batch_size: int, scope: str) -> Tensor:
     return stat
 
 
+def div_count(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` for a denominator that is 0 or at least 1, with ``0 / 0 = 0``.
+
+    Every kernel denominator is a count of valid pixels or a sum of weights whose largest
+    value is 1 (user weights are rescaled so, see :func:`valid_weights`), and a zero
+    denominator comes with a zero numerator: clamping it at 1 is exact, gradient-safe and
+    two cheap ops.
+    """
+    return num / den.clamp(min=1.0)
+
+
 def safe_div(num: Tensor, den: Tensor) -> Tensor:
-    """``num / den`` where ``den > 0``, else 0; the denominator is sanitized first."""
+    """``num / den`` where ``den > 0``, else 0, for any denominator (the denominator is sanitized first)."""
     ok = den > 0
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
 

@@ -13,6 +13,9 @@ the order statistic (like ``torch.median``).
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,7 +40,46 @@ def _sortable_key(x: Tensor) -> tuple[Tensor, int]:
     return bits ^ ((bits >> (nbits - 1)) & ((1 << (nbits - 1)) - 1)), nbits
 
 
-def kth_smallest(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
+def _kth_index_numpy(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
+    """Positions of the per-row k-th smallest valid values of CPU tensors (one introselect call)."""
+    xf = x.contiguous().numpy()
+    vm = valid.contiguous().numpy()
+    kk = k.numpy()
+    rows, n = xf.shape
+    top = int(kk.max(initial=0))  # sync-ok: CPU kernel body, the values are on the host
+    if top == 0:
+        return torch.zeros(rows, dtype=torch.int64)
+    pad = np.where(kk > 0, top - kk, 0)  # -inf slots that move every row's k-th value to rank `top`
+    width = int(pad.max())  # sync-ok: CPU kernel body
+    buf = np.empty((rows, n + width), dtype=xf.dtype)
+    fill = vm.view(np.uint8).astype(xf.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.reciprocal(fill, out=fill)  # 1 where valid, inf where not (branch-free)
+        fill -= 1.0
+        np.add(xf, fill, out=buf[:, :n])  # x where valid, +inf (or NaN, which sorts last) where not
+    if width:
+        buf[:, n:] = np.where(np.arange(width) < pad[:, None], -np.inf, np.inf)
+    buf.partition(top - 1, axis=1)
+    value = buf[:, top - 1 : top]
+    return torch.from_numpy(np.argmax((xf == value) & vm, axis=1))
+
+
+_CPU_OP = None
+if hasattr(torch.library, "custom_op"):  # torch >= 2.4; older versions use the radix select
+    _CPU_OP = torch.library.custom_op(
+        "depthloss::kth_smallest_index",
+        _kth_index_numpy,
+        mutates_args=(),
+        device_types="cpu",
+        schema="(Tensor x, Tensor valid, Tensor k) -> Tensor",
+    )
+
+    @_CPU_OP.register_fake
+    def _(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
+        return x.new_empty((x.shape[0],), dtype=torch.int64)
+
+
+def kth_smallest(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:
     """Per-row k-th smallest valid value.
 
     Args:
@@ -48,8 +90,22 @@ def kth_smallest(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
 
     Returns:
         ``(G,)`` values of ``x``'s dtype, differentiable with respect to ``x`` (the gradient
-        goes to the first occurrence of the selected value in the row).
+        goes to the first valid occurrence of the selected value in the row).
+        impl: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests).
     """
+    if impl is None:
+        impl = "cpu" if x.device.type == "cpu" and _CPU_OP is not None else "radix"
+    if impl == "cpu":
+        if _CPU_OP is None:
+            raise RuntimeError("the CPU selection operator needs torch >= 2.4")
+        pos = _CPU_OP(x.detach(), valid, k.to(torch.int64)).unsqueeze(1)
+        value = x.gather(1, pos).squeeze(1)
+        return torch.where(k > 0, value, torch.zeros_like(value))
+    return _radix_select(x, valid, k)
+
+
+def _radix_select(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
+    """:func:`kth_smallest` as a radix select in dense tensor ops (any device)."""
     key, nbits = _sortable_key(x)
     rows = x.shape[0]
     bits = _NARROW_BITS if x.shape[1] < _NARROW_BELOW else _WIDE_BITS

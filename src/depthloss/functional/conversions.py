@@ -30,28 +30,45 @@ def _check_range(eps: float, min_depth: Optional[float], max_depth: Optional[flo
     check_depth_range(min_depth, max_depth)
 
 
-def reciprocal_valid(x: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
-    """``1 / clamp(x, eps)`` where ``x > 0``, else 0 (NaN and non-positive values are invalid)."""
+def reciprocal_valid(
+    x: Tensor, eps: float = DEFAULT_EPS, low: Optional[float] = None, high: Optional[float] = None
+) -> Tensor:
+    """``1 / clamp(x, max(eps, low), high)`` where ``x > 0``, else 0 (NaN and non-positive values are invalid).
+
+    One pass: invalid entries are replaced before the clamp and the division, so values
+    and gradients are finite everywhere and exactly 0 at invalid entries.
+    """
     valid = x > 0
-    safe = torch.where(valid, x, torch.ones_like(x)).clamp(min=eps)
-    return torch.where(valid, 1.0 / safe, torch.zeros_like(x))
+    safe = torch.where(valid, x, 1.0).clamp(min=eps if low is None else max(eps, low), max=high)
+    return torch.where(valid, safe.reciprocal(), 0.0)
 
 
 def clamp_valid(depth: Tensor, min_depth: Optional[float], max_depth: Optional[float]) -> Tensor:
-    """Clamp positive depths to ``[min_depth, max_depth]``; 0 (invalid) stays 0."""
+    """Clamp positive values to ``[min_depth, max_depth]``; 0 (invalid) stays 0."""
     if min_depth is None and max_depth is None:
         return depth
     return torch.where(depth > 0, depth.clamp(min=min_depth, max=max_depth), depth)
 
 
+def inverse_bounds(min_depth: Optional[float], max_depth: Optional[float]) -> tuple:
+    """The inverse-depth range ``[1 / max_depth, 1 / min_depth]`` (``None`` for an open end)."""
+    low = None if max_depth is None else 1.0 / max_depth
+    high = None if not min_depth else 1.0 / min_depth
+    return low, high
+
+
 def to_depth(inv_depth: Tensor, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
-    """Unchecked :func:`inv_to_depth` with the default ``eps``, for use inside other kernels."""
-    return clamp_valid(reciprocal_valid(inv_depth), min_depth, max_depth)
+    """Unchecked :func:`inv_to_depth` with the default ``eps``, for use inside other kernels.
+
+    Clamping the inverse depth to ``[1 / max_depth, 1 / min_depth]`` before inverting is the
+    same as clamping the depth after it, in one pass.
+    """
+    return reciprocal_valid(inv_depth, DEFAULT_EPS, *inverse_bounds(min_depth, max_depth))
 
 
 def to_inverse(depth: Tensor, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
     """Unchecked :func:`depth_to_inv` with the default ``eps``, for use inside other kernels."""
-    return reciprocal_valid(clamp_valid(depth, min_depth, max_depth))
+    return reciprocal_valid(depth, DEFAULT_EPS, min_depth, max_depth)
 
 
 @autocast_off
@@ -82,7 +99,7 @@ def depth_to_inv(
     check_depth_map("depth", depth)
     _check_range(eps, min_depth, max_depth)
     d = depth.to(compute_dtype(depth))
-    return reciprocal_valid(clamp_valid(d, min_depth, max_depth), eps)
+    return reciprocal_valid(d, eps, min_depth, max_depth)
 
 
 @autocast_off
@@ -111,5 +128,4 @@ def inv_to_depth(
     """
     check_depth_map("inv_depth", inv_depth)
     _check_range(eps, min_depth, max_depth)
-    d = reciprocal_valid(inv_depth.to(compute_dtype(inv_depth)), eps)
-    return clamp_valid(d, min_depth, max_depth)
+    return reciprocal_valid(inv_depth.to(compute_dtype(inv_depth)), eps, *inverse_bounds(min_depth, max_depth))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Optional
+from typing import Literal, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,7 @@ from depthloss.functional._common import (
     compute_dtype,
     float_mask,
     reduce_images,
-    safe_div,
+    div_count,
 )
 
 __all__ = ["Gradients", "gradient_matching", "sobel", "sobel_mask"]
@@ -33,29 +33,52 @@ class Gradients(NamedTuple):
     gy: Tensor
 
 
-def _sobel_hw(x: Tensor) -> Gradients:
-    """Sobel on the last two dims with shifted slices (separable: smooth, then difference)."""
+def _sobel_interior_diffs(x: Tensor) -> Gradients:
+    """``8 * (gx, gy)`` on the ``(H - 2, W - 2)`` interior, with shifted slices (smooth, then difference).
+
+    Empty (not an error) when ``H < 3`` or ``W < 3``, and then still part of the graph.
+    """
+    smooth_v = torch.add(x[..., :-2, :] + x[..., 2:, :], x[..., 1:-1, :], alpha=2.0)
+    smooth_h = torch.add(x[..., :, :-2] + x[..., :, 2:], x[..., :, 1:-1], alpha=2.0)
+    return Gradients(smooth_v[..., :, 2:] - smooth_v[..., :, :-2], smooth_h[..., 2:, :] - smooth_h[..., :-2, :])
+
+
+def sobel_mask_interior(mask: Tensor) -> Tensor:
+    """The ``(H - 2, W - 2)`` interior of :func:`sobel_mask_hw`."""
+    rows = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
+    return rows[..., :, :-2] & rows[..., :, 1:-1] & rows[..., :, 2:]
+
+
+def sobel_hw(x: Tensor) -> Gradients:
+    """Sobel on the last two dims, zero on the one-pixel border (output shape = input shape)."""
     h, w = x.shape[-2], x.shape[-1]
     if h < 3 or w < 3:
         # zeros that stay in the autograd graph (zero gradient, NaN-safe), so a loss built
         # only from levels smaller than the stencil still back-propagates
         zeros = torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
         return Gradients(zeros, zeros)
-    smooth_v = x[..., :-2, :] + 2.0 * x[..., 1:-1, :] + x[..., 2:, :]
-    smooth_h = x[..., :, :-2] + 2.0 * x[..., :, 1:-1] + x[..., :, 2:]
-    gx = (smooth_v[..., :, 2:] - smooth_v[..., :, :-2]) * 0.125
-    gy = (smooth_h[..., 2:, :] - smooth_h[..., :-2, :]) * 0.125
-    return Gradients(F.pad(gx, (1, 1, 1, 1)), F.pad(gy, (1, 1, 1, 1)))
+    dx, dy = _sobel_interior_diffs(x)
+    return Gradients(F.pad(dx * 0.125, (1, 1, 1, 1)), F.pad(dy * 0.125, (1, 1, 1, 1)))
 
 
-def _sobel_mask_hw(mask: Tensor) -> Tensor:
+def sobel_mask_hw(mask: Tensor) -> Tensor:
     """True where the whole 3x3 window lies inside the image and is valid."""
     h, w = mask.shape[-2], mask.shape[-1]
     if h < 3 or w < 3:
         return torch.zeros_like(mask)
-    rows = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
-    full = rows[..., :, :-2] & rows[..., :, 1:-1] & rows[..., :, 2:]
-    return F.pad(full, (1, 1, 1, 1), value=False)
+    return F.pad(sobel_mask_interior(mask), (1, 1, 1, 1), value=False)
+
+
+def sobel_abs_sums(r: Tensor, m: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per image ``Σ |gx| + |gy|`` over the valid 3x3 stencils of ``r``, and their number.
+
+    ``r`` is ``(B, H, W)`` and finite (its values off-mask never reach a valid stencil).
+    Works on the interior only: no padding, and the 1/8 is applied to the sums.
+    """
+    dx, dy = _sobel_interior_diffs(r)
+    stencil = float_mask(sobel_mask_interior(m), r.dtype)
+    sums = ((dx.abs() + dy.abs()) * stencil).sum(dim=(-2, -1)) * 0.125
+    return sums, stencil.sum(dim=(-2, -1))
 
 
 @autocast_off
@@ -83,7 +106,7 @@ def sobel(x: Tensor) -> Gradients:
                 [4., 4.]]))
     """
     check_depth_map("x", x)
-    return _sobel_hw(x.to(compute_dtype(x)))
+    return sobel_hw(x.to(compute_dtype(x)))
 
 
 def sobel_mask(mask: Tensor) -> Tensor:
@@ -105,15 +128,13 @@ def sobel_mask(mask: Tensor) -> Tensor:
         raise TypeError(f"mask must be a bool tensor, got {getattr(mask, 'dtype', type(mask).__name__)}")
     if mask.dim() not in (3, 4) or (mask.dim() == 4 and mask.shape[1] != 1):
         raise ValueError(f"mask must have shape (B, 1, H, W) or (B, H, W), got {tuple(mask.shape)}")
-    return _sobel_mask_hw(mask)
+    return sobel_mask_hw(mask)
 
 
 def _level_sums(r: Tensor, m: Tensor, operator: str) -> Tensor:
     """Per-image ``Σ |∂x r| + |∂y r|`` over valid stencils of ``(B, H, W)`` maps (``r`` is 0 off-mask)."""
     if operator == "sobel":
-        gx, gy = _sobel_hw(r)
-        w = float_mask(_sobel_mask_hw(m), r.dtype)
-        return ((gx.abs() + gy.abs()) * w).sum(dim=(-2, -1))
+        return sobel_abs_sums(r, m)[0]
     wx = float_mask(m[..., :, 1:] & m[..., :, :-1], r.dtype)
     wy = float_mask(m[..., 1:, :] & m[..., :-1, :], r.dtype)
     dx = (r[..., :, 1:] - r[..., :, :-1]).abs() * wx
@@ -132,7 +153,7 @@ def gradient_matching_terms(r: Tensor, m: Tensor, scales: int, operator: str, sc
         counts = float_mask(m_s, r.dtype).sum(dim=(-2, -1))
         if scope == "batch":
             sums, counts = sums.sum().unsqueeze(0), counts.sum().unsqueeze(0)
-        total = total + safe_div(sums, counts)
+        total = total + div_count(sums, counts)
     return total
 
 

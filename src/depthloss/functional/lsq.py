@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_choice
-from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare, safe_div
+from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare, div_count
 
 __all__ = ["ScaleShift", "lsq_scale_shift"]
 
@@ -27,12 +27,12 @@ class ScaleShift(NamedTuple):
 def lsq_rows(pred: Tensor, target: Tensor, w: Tensor) -> ScaleShift:
     """Weighted least squares ``s*pred + t ~ target`` per row of ``(G, N)`` tensors (finite where ``w > 0``)."""
     sw = w.sum(dim=-1)
-    p_mean = safe_div((w * pred).sum(dim=-1), sw)
-    t_mean = safe_div((w * target).sum(dim=-1), sw)
+    p_mean = div_count((w * pred).sum(dim=-1), sw)
+    t_mean = div_count((w * target).sum(dim=-1), sw)
     pc = pred - p_mean.unsqueeze(-1)
     wpc = w * pc
-    var = safe_div((wpc * pc).sum(dim=-1), sw)
-    cov = safe_div((wpc * (target - t_mean.unsqueeze(-1))).sum(dim=-1), sw)
+    var = div_count((wpc * pc).sum(dim=-1), sw)
+    cov = div_count((wpc * (target - t_mean.unsqueeze(-1))).sum(dim=-1), sw)
     eps = torch.finfo(pred.dtype).eps
     tol = (_DEGENERATE_ULPS * eps * p_mean.detach()).square() + torch.finfo(pred.dtype).tiny
     ok = var > tol

@@ -7,8 +7,17 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from depthloss.functional._checks import check_choice, check_float
-from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare_one, safe_div
+from depthloss.functional._checks import check_choice, check_depth_map, check_float, check_mask
+from depthloss.functional._common import (
+    SCOPES,
+    Scope,
+    autocast_off,
+    compute_dtype,
+    groups,
+    per_image,
+    prepare_one,
+    div_count,
+)
 from depthloss.functional._select import kth_smallest
 
 __all__ = ["MadNormalized", "mad_normalize", "masked_median"]
@@ -46,8 +55,11 @@ def masked_median(x: Tensor, mask: Optional[Tensor] = None, *, scope: Scope = "i
         tensor([3.])
     """
     check_choice("scope", scope, SCOPES)
-    p = prepare_one(x, mask, None, scope)
-    return per_image(lower_median(p.x, p.valid, p.count), x.shape[0], scope)
+    check_depth_map("x", x)
+    check_mask(mask, x, "x")
+    values = groups(x, scope).to(compute_dtype(x))  # invalid values are never read: no sanitizing
+    valid = torch.ones_like(values, dtype=torch.bool) if mask is None else groups(mask, scope)
+    return per_image(lower_median(values, valid, valid.sum(dim=-1)), x.shape[0], scope)
 
 
 class MadNormalized(NamedTuple):
@@ -66,7 +78,7 @@ def mad_rows(x: Tensor, valid: Tensor, w: Tensor, count: Tensor, eps: float) -> 
     """
     shift = lower_median(x, valid, count)
     centred = (x - shift.unsqueeze(-1)) * w
-    mad = safe_div(centred.abs().sum(dim=-1), w.sum(dim=-1))
+    mad = div_count(centred.abs().sum(dim=-1), w.sum(dim=-1))
     scale = mad.clamp(min=eps)
     return MadNormalized(centred / scale.unsqueeze(-1), shift, scale)
 

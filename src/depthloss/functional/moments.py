@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_choice
-from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare_one, safe_div
+from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare_one, div_count
 
 __all__ = ["masked_mean", "masked_var"]
 
@@ -26,12 +26,12 @@ class Moments(NamedTuple):
     @property
     def mean(self) -> Tensor:
         """``Σw·x / Σw`` (0 where ``Σw = 0``)."""
-        return safe_div(self.swx, self.sw)
+        return div_count(self.swx, self.sw)
 
     @property
     def second(self) -> Tensor:
         """``Σw·x² / Σw`` (0 where ``Σw = 0``)."""
-        return safe_div(self.swx2, self.sw)
+        return div_count(self.swx2, self.sw)
 
 
 def moments(x: Tensor, w: Tensor) -> Moments:
@@ -108,5 +108,5 @@ def masked_var(
     p = prepare_one(x, mask, weights, scope)
     m = moments(p.x, p.w)
     centred = p.x - m.mean.unsqueeze(-1)
-    var = safe_div((p.w * centred * centred).sum(dim=-1), m.sw)
+    var = div_count((p.w * centred * centred).sum(dim=-1), m.sw)
     return per_image(var, x.shape[0], scope)

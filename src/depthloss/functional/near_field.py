@@ -15,6 +15,7 @@ from depthloss.functional._common import (
     Scope,
     autocast_off,
     check_reduction,
+    div_count,
     float_mask,
     groups,
     prepare,
@@ -153,22 +154,27 @@ def _region_mae(err: Tensor, w: Tensor) -> Tensor:
     return safe_div((err * w).sum(), w.sum()).detach()
 
 
-def _weighted_terms(d: Tensor, g: Tensor, p: Prepared, w_pix: Tensor, cfg: NearFieldConfig) -> Tuple[Tensor, Tensor]:
+def _weighted_terms(
+    d: Tensor, g: Tensor, p: Prepared, w_pix: Tensor, cfg: NearFieldConfig, explicit: bool
+) -> Tuple[Tensor, Tensor]:
     """Per-group SSI (inverse depth) and SILog (depth) under the per-pixel weights ``w_pix`` (1 off-mask)."""
     # SSI on inverse depth
     if cfg.ssi_weighting == "weighted-mean":
-        ssi_value = ssi_from_moments(moments(d, p.w * w_pix), cfg.alpha)
+        wm = p.w * w_pix
+        if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
+            wm = wm / wm.amax(dim=-1, keepdim=True).clamp(min=torch.finfo(wm.dtype).tiny)
+        ssi_value = ssi_from_moments(moments(d, wm), cfg.alpha)
     else:  # the seed's d * w / w̄, for reproduction
         if cfg.ssi_weight_norm == "fixed":
             w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
         else:
-            w_bar = safe_div((w_pix * p.w).sum(), p.w.sum()).clamp(min=torch.finfo(d.dtype).tiny)
+            w_bar = div_count((w_pix * p.w).sum(), p.w.sum()).clamp(min=torch.finfo(d.dtype).tiny)
         w_norm = (w_pix / w_bar).clamp(*cfg.ssi_weight_clamp)
         ssi_value = ssi_from_moments(moments(d * w_norm, p.w), cfg.alpha)
 
     # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
     sqrt_w = torch.sqrt(w_pix)
-    u = (sqrt_w / safe_div((sqrt_w * p.w).sum(-1), p.w.sum(-1)).clamp(min=1e-12).unsqueeze(-1)).clamp(
+    u = (sqrt_w / div_count((sqrt_w * p.w).sum(-1), p.w.sum(-1)).clamp(min=1e-12).unsqueeze(-1)).clamp(
         *cfg.silog_weight_clamp
     )
     silog_value = silog_from_moments(moments(u * g, p.w), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
@@ -213,7 +219,7 @@ def near_field_terms(
     else:
         weights_ok = ((torch.isfinite(w_pix) & (w_pix >= 0)) | ~p.valid).all(dim=-1)
         w_pix = torch.where(weights_ok.unsqueeze(-1), w_pix, torch.ones_like(w_pix))
-    ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg)
+    ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg, explicit=weights is not None)
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
     baseline = _ssi_silog_value(d, g, p.w, cfg)

@@ -17,7 +17,7 @@ from depthloss.functional._common import (
     float_mask,
     prepare,
     reduce_images,
-    safe_div,
+    div_count,
 )
 
 __all__ = ["abs_rel", "berhu", "l1", "mse"]
@@ -36,7 +36,7 @@ def _weighted_mean(
     """Per-image ``Σ w·ℓ / Σ w`` of a per-pixel loss, then the reduction."""
     check_reduction(reduction, scope)
     p = prepare(pred, target, mask, weights, scope, fill=fill)
-    value = safe_div((p.w * pixel_loss(p)).sum(dim=-1), p.w.sum(dim=-1))
+    value = div_count((p.w * pixel_loss(p)).sum(dim=-1), p.w.sum(dim=-1))
     return reduce_images(value, p.count, reduction)
 
 

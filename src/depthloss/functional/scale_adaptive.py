@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +19,11 @@ from depthloss.functional._common import (
     float_mask,
     groups,
     reduce_images,
-    safe_div,
+    div_count,
 )
-from depthloss.functional.gradients import gradient_matching_terms, sobel_mask
-from depthloss.functional.median import mad_rows
-from depthloss.functional.pyramid import SPARSE_MODES, SparseMode, downsample_sparse
+from depthloss.functional.gradients import sobel_abs_sums
+from depthloss.functional.median import lower_median
+from depthloss.functional.pyramid import SPARSE_MODES, SparseMode
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, scale_weights, schedule
 
 __all__ = ["scale_adaptive"]
@@ -79,10 +79,54 @@ class ScaleAdaptiveConfig:
         check_float("scale_floor", self.scale_floor, low=0.0)
 
 
-def _batch_mean(value: Tensor, has_valid: Tensor) -> Tensor:
-    """Mean over groups that have valid pixels, detached (for metrics)."""
-    value = value.detach()
-    return safe_div((value * has_valid).sum(), has_valid.sum().to(value.dtype))
+class _SparseLevel(NamedTuple):
+    """One level of the target pyramid: depth (0 off-mask), mask, and the pooling state."""
+
+    depth: Tensor
+    mask: Tensor
+    state: Tensor  # "mean": running sum of valid depths; "min": depth with +inf off-mask
+    count: Tensor  # "mean": running count of valid pixels (float); unused otherwise
+
+
+def _sum_pool2(x: Tensor) -> Tensor:
+    return F.avg_pool2d(x, 2, 2, ceil_mode=True, divisor_override=1)
+
+
+def _target_level0(g: Tensor, m: Tensor, mode: str) -> _SparseLevel:
+    if mode == "mean":
+        return _SparseLevel(g, m, g, float_mask(m, g.dtype))
+    if mode == "min":
+        return _SparseLevel(g, m, torch.where(m, g, float("inf")), g)
+    return _SparseLevel(g, m, g, g)
+
+
+def _target_halve(level: _SparseLevel, mode: str) -> _SparseLevel:
+    """The next (factor-2) level, exactly as :func:`downsample_sparse` from full resolution would give."""
+    if mode == "mean":  # sums and counts pool exactly, so the mean is over the whole block
+        total, count = _sum_pool2(level.state), _sum_pool2(level.count)
+        mask = count > 0
+        return _SparseLevel(total / count.clamp(min=1.0), mask, total, count)
+    if mode == "min":
+        nearest = -F.max_pool2d(-level.state, 2, 2, ceil_mode=True)
+        mask = nearest < float("inf")
+        return _SparseLevel(torch.where(mask, nearest, 0.0), mask, nearest, nearest)
+    depth, mask = level.depth[..., ::2, ::2], level.mask[..., ::2, ::2]
+    return _SparseLevel(depth, mask, depth, depth)
+
+
+def _abs_dev(x: Tensor, w: Tensor, count: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
+    """Per-row lower median and ``max(mean |x - median|, eps)`` of the valid entries."""
+    shift = lower_median(x, w > 0, count)
+    mad = div_count(((x - shift.unsqueeze(-1)).abs() * w).sum(dim=-1), w.sum(dim=-1))
+    return shift, mad.clamp(min=eps)
+
+
+def _sobel_sums(r: Tensor, m: Tensor, scope: str) -> Tuple[Tensor, Tensor]:
+    """Per-group ``Σ |∂x r| + |∂y r|`` over valid 3x3 stencils, and the number of such stencils."""
+    sums, stencils = sobel_abs_sums(r, m)
+    if scope == "batch":
+        return sums.sum().unsqueeze(0), stencils.sum().unsqueeze(0)
+    return sums, stencils
 
 
 def scale_adaptive_terms(
@@ -105,43 +149,59 @@ def scale_adaptive_terms(
     if isinstance(alpha, Tensor):
         alpha = alpha.to(device=x.device, dtype=dtype)
 
+    target_level = _target_level0(g, m, cfg.gt_downsample)
+    x_l = x
     count0 = groups(m, scope).sum(dim=-1)
-    has_valid = (count0 > 0).to(dtype)
-    total = x.new_zeros(count0.shape)
-    metrics: Dict[str, Tensor] = {}
+    weighted = []
+    per_level = []  # per level: (loss, l1, grad, valid fraction, stencil fraction) per group
     for level in range(cfg.num_scales):
-        factor = 2**level
-        if level == 0:
-            x_l, g_l, m_l = x, g, m
-        else:
-            x_l = F.avg_pool2d(x, factor, factor, ceil_mode=True, count_include_pad=False)
-            g_l, m_l = downsample_sparse(g, m, factor, cfg.gt_downsample)
-        xr, gr, mr = groups(x_l, scope), groups(g_l, scope), groups(m_l, scope)
+        if level > 0:
+            x_l = F.avg_pool2d(x_l, 2, 2, ceil_mode=True, count_include_pad=False)
+            target_level = _target_halve(target_level, cfg.gt_downsample)
+        m_l = target_level.mask
+        xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
         wr = float_mask(mr, dtype)
-        count = mr.sum(dim=-1)
-        p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
-        g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
-        # α·(p̂ − ĝ): scale-and-shift invariant; (1 − α)·(p − g)/s_g: metric, in target-MAD units
-        unit = torch.maximum(g_norm.scale, cfg.scale_floor * g_norm.shift.abs())
-        metric = (xr - gr) * wr / unit.unsqueeze(-1)
-        residual = alpha * (p_norm.x_hat - g_norm.x_hat) + (1.0 - alpha) * metric
-        l1 = safe_div((residual.abs() * wr).sum(dim=-1), wr.sum(dim=-1))
-        grad = gradient_matching_terms(residual.reshape(x_l.shape), m_l, 1, "sobel", scope)
+        count = count0 if level == 0 else mr.sum(dim=-1)
+        p_med, p_mad = _abs_dev(xr, wr, count, cfg.eps)
+        g_med, g_mad = _abs_dev(gr, wr, count, cfg.eps)
+        # R = α (p̂ − ĝ) + (1 − α)(p − g)/s_g with p̂ = (p − med_p)/mad_p and ĝ likewise, with
+        # per-row coefficients (the normalized maps are never materialized); a pixel at both
+        # medians gets exactly α·0 (no spurious |R| kink).
+        unit = torch.maximum(g_mad, cfg.scale_floor * g_med.abs())
+        a_p = (alpha / p_mad).unsqueeze(-1)
+        a_g = (alpha / g_mad).unsqueeze(-1)
+        b = ((1.0 - alpha) / unit).unsqueeze(-1)
+        residual = ((xr - p_med.unsqueeze(-1)) * a_p + (xr - gr) * b - (gr - g_med.unsqueeze(-1)) * a_g) * wr
+        n_valid = wr.sum(dim=-1)
+        l1 = div_count(residual.abs().sum(dim=-1), n_valid)
+        grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)
+        grad = div_count(grad_sum, n_valid)
         level_loss = (1.0 - cfg.lambda_sg) * l1 + cfg.lambda_sg * grad
-        total = total + level_weights[level] * level_loss
-
-        pixels = float(x_l.shape[-2] * x_l.shape[-1] * (x_l.shape[0] if scope == "batch" else 1))
-        stencils = groups(sobel_mask(m_l), scope).sum(dim=-1).to(dtype)
-        metrics[f"level{level}_loss"] = _batch_mean(level_loss, has_valid)
-        metrics[f"level{level}_l1"] = _batch_mean(l1, has_valid)
-        metrics[f"level{level}_grad"] = _batch_mean(grad, has_valid)
-        metrics[f"level{level}_valid_frac"] = _batch_mean(count.to(dtype) / pixels, has_valid)
-        metrics[f"level{level}_stencil_frac"] = _batch_mean(safe_div(stencils, count.to(dtype)), has_valid)
-        metrics[f"level{level}_weight"] = level_weights[level].detach()
+        weighted.append(level_weights[level] * level_loss)
+        pixels = x_l.shape[-2] * x_l.shape[-1] * (x_l.shape[0] if scope == "batch" else 1)
+        per_level.append((level_loss, l1, grad, n_valid / pixels, div_count(stencils, n_valid)))
+    total = torch.stack(weighted).sum(dim=0)
+    metrics = _level_metrics(per_level, count0, level_weights)
     alpha_t = alpha if isinstance(alpha, Tensor) else torch.tensor(alpha, dtype=dtype, device=x.device)
     metrics["alpha_t"] = alpha_t.detach()
     metrics["num_valid_pixels"] = count0.sum().detach()
     return ScaleAdaptiveTerms(total, count0, metrics)
+
+
+_LEVEL_METRICS = ("loss", "l1", "grad", "valid_frac", "stencil_frac")
+
+
+def _level_metrics(per_level: list, count0: Tensor, level_weights: Tensor) -> Dict[str, Tensor]:
+    """Batch means (over groups with valid pixels) of the per-level values, in one reduction."""
+    values = torch.stack([torch.stack(v) for v in per_level]).detach()  # (levels, metrics, groups)
+    has_valid = (count0 > 0).to(values.dtype)
+    means = (values * has_valid).sum(dim=-1) / has_valid.sum().clamp(min=1.0)
+    out: Dict[str, Tensor] = {}
+    for level in range(len(per_level)):
+        for j, name in enumerate(_LEVEL_METRICS):
+            out[f"level{level}_{name}"] = means[level, j]
+        out[f"level{level}_weight"] = level_weights[level].detach()
+    return out
 
 
 @autocast_off

@@ -21,7 +21,7 @@ def log_ratio(pred_depth: Tensor, target_depth: Tensor) -> Tensor:
     finite value (and zero gradient) instead of ``-inf``.
     """
     tiny = torch.finfo(pred_depth.dtype).tiny
-    return torch.log(pred_depth.clamp(min=tiny)) - torch.log(target_depth)
+    return torch.log(pred_depth.clamp(min=tiny) / target_depth)  # one log instead of two
 
 
 def silog_from_moments(m: Moments, lambd: float, ratio: float, eps: float) -> Tensor:

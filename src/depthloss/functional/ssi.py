@@ -15,7 +15,7 @@ from depthloss.functional._common import (
     check_reduction,
     prepare,
     reduce_images,
-    safe_div,
+    div_count,
 )
 from depthloss.functional._select import kth_smallest
 from depthloss.functional.lsq import lsq_rows
@@ -89,7 +89,7 @@ def trimmed_mean_rows(r: Tensor, valid: Tensor, w: Tensor, count: Tensor, trim: 
     the remaining ``k - #{r < tau}`` slots are filled with ``tau``. Rows without valid entries give 0.
     """
     if trim == 0.0:
-        return safe_div((r * w).sum(dim=-1), w.sum(dim=-1))
+        return div_count((r * w).sum(dim=-1), w.sum(dim=-1))
     # never round up to trim = 1 (keep >= 1 for every non-empty row, as trim < 1 promises)
     trim_num = min(round(trim * _TRIM_DENOMINATOR), _TRIM_DENOMINATOR - 1)
     keep = count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
@@ -97,7 +97,7 @@ def trimmed_mean_rows(r: Tensor, valid: Tensor, w: Tensor, count: Tensor, trim: 
     below = valid & (r < tau.unsqueeze(-1))
     below_w = below.view(torch.uint8).to(r.dtype)
     kept_sum = (r * below_w).sum(dim=-1) + (keep - below.sum(dim=-1)).to(r.dtype) * tau
-    return safe_div(kept_sum, keep.to(r.dtype))
+    return div_count(kept_sum, keep.to(r.dtype))
 
 
 @autocast_off
@@ -201,4 +201,4 @@ def lsq_residual_rows(pred: Tensor, target: Tensor, w: Tensor) -> Tensor:
 
 def weighted_mse_rows(residual: Tensor, w: Tensor) -> Tensor:
     """``Σ w r² / Σ w`` per row (0 where ``Σ w = 0``)."""
-    return safe_div((w * residual * residual).sum(dim=-1), w.sum(dim=-1))
+    return div_count((w * residual * residual).sum(dim=-1), w.sum(dim=-1))

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from depthloss.functional._checks import check_choice, check_mask, check_pair, check_progress
 from depthloss.functional._common import check_reduction, compute_dtype
-from depthloss.functional.conversions import check_depth_range, clamp_valid, to_depth, to_inverse
+from depthloss.functional.conversions import inverse_bounds, check_depth_range, clamp_valid, to_depth, to_inverse
 
 __all__ = ["DepthLoss", "InputSpace", "valid_mask"]
 
@@ -20,7 +20,7 @@ LossSpace = Literal["input", "inverse", "depth"]
 
 def valid_mask(target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """``mask & isfinite(target) & (target > 0)``: sparse ground truth stores 0 for "no return"."""
-    valid = torch.isfinite(target) & (target > 0)
+    valid = (target > 0) & (target < float("inf"))  # = isfinite & > 0 (NaN compares false), in two ops
     return valid if mask is None else valid & mask
 
 
@@ -107,9 +107,7 @@ class DepthLoss(nn.Module):
                 return clamp_valid(x, self.min_depth, self.max_depth)
             return to_depth(x, self.min_depth, self.max_depth)
         if self.input_space == "inverse":  # the same clamp, as an inverse-depth range
-            lo = None if self.max_depth is None else 1.0 / self.max_depth
-            hi = None if not self.min_depth else 1.0 / self.min_depth
-            return clamp_valid(x, lo, hi)
+            return clamp_valid(x, *inverse_bounds(self.min_depth, self.max_depth))
         return to_inverse(x, self.min_depth, self.max_depth)
 
     def pair_in(self, pred: Tensor, target: Tensor, space: LossSpace) -> Tuple[Tensor, Tensor]:
