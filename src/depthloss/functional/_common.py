@@ -7,7 +7,7 @@ multipliers, never through boolean indexing.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Literal, NamedTuple, Optional, TypeVar
+from typing import Any, Callable, Literal, NamedTuple, Optional, Tuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -103,18 +103,64 @@ def safe_div(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
-class Prepared(NamedTuple):
+class Prepared:
     """A prediction/target pair flattened to groups, cast to the compute dtype.
 
-    ``pred`` and ``target`` hold ``fill`` at invalid pixels (safe for ``log`` and division),
-    ``valid`` is the boolean mask and ``w`` the float weight (mask times optional weights).
+    ``pred`` and ``target`` hold ``fill`` at invalid pixels (safe for ``log`` and division);
+    ``valid`` is the boolean mask. ``w`` (the float weight: mask times optional weights) and
+    ``count`` (valid pixels per group) are computed on first use: many kernels need neither
+    and every full-size temporary costs allocation time. ``unit`` is True when there are no
+    user weights, so ``w`` is the 0/1 mask.
     """
 
-    pred: Tensor
-    target: Tensor
-    valid: Tensor
-    w: Tensor
-    count: Tensor
+    def __init__(self, pred: Tensor, target: Tensor, valid: Tensor, weights: Optional[Tensor]) -> None:
+        self.pred = pred
+        self.target = target
+        self.valid = valid
+        self.unit = weights is None
+        self._weights = weights
+        self._w: Optional[Tensor] = None
+        self._mask_f: Optional[Tensor] = None
+        self._count: Optional[Tensor] = None
+
+    @property
+    def w(self) -> Tensor:
+        if self._w is None:
+            self._w = valid_weights(self.valid, self._weights, self.pred.dtype)
+        return self._w
+
+    @property
+    def mask_f(self) -> Tensor:
+        """The valid mask as 0/1 floats (the same tensor as ``w`` when ``unit``)."""
+        if self.unit:
+            return self.w
+        if self._mask_f is None:
+            self._mask_f = float_mask(self.valid, self.pred.dtype)
+        return self._mask_f
+
+    @property
+    def count(self) -> Tensor:
+        if self._count is None:
+            self._count = self.valid.sum(dim=-1)
+        return self._count
+
+    @property
+    def n(self) -> Tensor:
+        """``count`` in the compute dtype (a denominator)."""
+        return self.count.to(self.pred.dtype)
+
+
+def _flatten_checked(
+    x: Tensor, mask: Optional[Tensor], weights: Optional[Tensor], scope: str, dtype: torch.dtype, fill: float
+) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
+    v = groups(x, scope).to(dtype)
+    if mask is None:
+        valid = torch.ones_like(v, dtype=torch.bool)
+    else:
+        valid = groups(mask, scope)
+        v = torch.where(valid, v, fill)
+    w = None if weights is None else groups(weights, scope).to(dtype)
+    return v, valid, w
 
 
 def prepare(
@@ -123,11 +169,16 @@ def prepare(
     mask: Optional[Tensor],
     weights: Optional[Tensor],
     scope: str,
-    fill: float = 0.0,
+    fill: Optional[float] = 0.0,
     pred_name: str = "pred",
     target_name: str = "target",
 ) -> Prepared:
-    """Validate and flatten a pair; sanitize invalid pixels to ``fill`` before any non-linearity."""
+    """Validate and flatten a pair; sanitize invalid pixels to ``fill`` before any non-linearity.
+
+    Both maps get the same ``fill``, so ``pred - target`` and ``log(pred / target)`` are
+    exactly 0 at invalid pixels. With ``fill=None`` the maps are left as given, for kernels
+    that sanitize inside a fused primitive (:mod:`depthloss.functional._fused`).
+    """
     check_pair(pred, target, pred_name, target_name)
     check_mask(mask, pred, pred_name)
     check_weights(weights, pred, pred_name)
@@ -138,11 +189,11 @@ def prepare(
         valid = torch.ones_like(p, dtype=torch.bool)
     else:
         valid = groups(mask, scope)
-        p = torch.where(valid, p, fill)
-        t = torch.where(valid, t, fill)
-    w = valid_weights(valid, None if weights is None else groups(weights, scope).to(dtype), dtype)
-    count = valid.sum(dim=-1)
-    return Prepared(p, t, valid, w, count)
+        if fill is not None:
+            p = torch.where(valid, p, fill)
+            t = torch.where(valid, t, fill)
+    w = None if weights is None else groups(weights, scope).to(dtype)
+    return Prepared(p, t, valid, w)
 
 
 class PreparedOne(NamedTuple):
@@ -166,15 +217,8 @@ def prepare_one(
     check_depth_map(name, x)
     check_mask(mask, x, name)
     check_weights(weights, x, name)
-    dtype = compute_dtype(x, weights)
-    v = groups(x, scope).to(dtype)
-    if mask is None:
-        valid = torch.ones_like(v, dtype=torch.bool)
-    else:
-        valid = groups(mask, scope)
-        v = torch.where(valid, v, fill)
-    w = valid_weights(valid, None if weights is None else groups(weights, scope).to(dtype), dtype)
-    return PreparedOne(v, valid, w, valid.sum(dim=-1))
+    v, valid, w = _flatten_checked(x, mask, weights, scope, compute_dtype(x, weights), fill)
+    return PreparedOne(v, valid, valid_weights(valid, w, v.dtype), valid.sum(dim=-1))
 
 
 def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype) -> Tensor:

@@ -79,6 +79,20 @@ if hasattr(torch.library, "custom_op"):  # torch >= 2.4; older versions use the 
         return x.new_empty((x.shape[0],), dtype=torch.int64)
 
 
+def kth_smallest_index(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:
+    """``(G,)`` positions of the per-row k-th smallest valid values (arbitrary for ``k == 0``).
+
+    ``impl``: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests). See :func:`kth_smallest`.
+    """
+    if impl is None:
+        impl = "cpu" if x.device.type == "cpu" and _CPU_OP is not None else "radix"
+    if impl == "cpu":
+        if _CPU_OP is None:
+            raise RuntimeError("the CPU selection operator needs torch >= 2.4")
+        return _CPU_OP(x.detach(), valid, k.to(torch.int64))
+    return _radix_select_index(x.detach(), valid, k)
+
+
 def kth_smallest(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:
     """Per-row k-th smallest valid value.
 
@@ -87,25 +101,19 @@ def kth_smallest(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None
         valid: ``(G, N)`` bool.
         k: ``(G,)`` integer ranks, 1-based, ``1 <= k <= valid.sum(1)``; rows with ``k == 0``
             give 0 (with zero gradient).
+        impl: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests).
 
     Returns:
         ``(G,)`` values of ``x``'s dtype, differentiable with respect to ``x`` (the gradient
         goes to the first valid occurrence of the selected value in the row).
-        impl: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests).
     """
-    if impl is None:
-        impl = "cpu" if x.device.type == "cpu" and _CPU_OP is not None else "radix"
-    if impl == "cpu":
-        if _CPU_OP is None:
-            raise RuntimeError("the CPU selection operator needs torch >= 2.4")
-        pos = _CPU_OP(x.detach(), valid, k.to(torch.int64)).unsqueeze(1)
-        value = x.gather(1, pos).squeeze(1)
-        return torch.where(k > 0, value, torch.zeros_like(value))
-    return _radix_select(x, valid, k)
+    pos = kth_smallest_index(x, valid, k, impl).unsqueeze(1)
+    value = x.gather(1, pos).squeeze(1)
+    return torch.where(k > 0, value, torch.zeros_like(value))
 
 
-def _radix_select(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
-    """:func:`kth_smallest` as a radix select in dense tensor ops (any device)."""
+def _radix_select_index(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
+    """:func:`kth_smallest_index` as a radix select in dense tensor ops (any device)."""
     key, nbits = _sortable_key(x)
     rows = x.shape[0]
     bits = _NARROW_BITS if x.shape[1] < _NARROW_BELOW else _WIDE_BITS
@@ -123,6 +131,4 @@ def _radix_select(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
         below = cum.gather(1, (bucket - 1).clamp(min=0).long())
         rank = rank - torch.where(bucket > 0, below, torch.zeros_like(below))
         sel = sel & (digit == bucket).view(torch.uint8)
-    pos = sel.max(dim=1, keepdim=True).indices
-    value = x.gather(1, pos).squeeze(1)
-    return torch.where(k > 0, value, torch.zeros_like(value))
+    return sel.max(dim=1).indices

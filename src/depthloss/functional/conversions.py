@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_depth_map, check_float
+from depthloss.functional._fused import masked_reciprocal
 from depthloss.functional._common import autocast_off, compute_dtype
 
 __all__ = ["depth_to_inv", "inv_to_depth"]
@@ -38,9 +39,7 @@ def reciprocal_valid(
     One pass: invalid entries are replaced before the clamp and the division, so values
     and gradients are finite everywhere and exactly 0 at invalid entries.
     """
-    valid = x > 0
-    safe = torch.where(valid, x, 1.0).clamp(min=eps if low is None else max(eps, low), max=high)
-    return torch.where(valid, safe.reciprocal(), 0.0)
+    return masked_reciprocal(x, eps if low is None else max(eps, low), high)
 
 
 def clamp_valid(depth: Tensor, min_depth: Optional[float], max_depth: Optional[float]) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Optional, Tuple
+from typing import Any, Literal, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -69,18 +69,6 @@ def sobel_mask_hw(mask: Tensor) -> Tensor:
     return F.pad(sobel_mask_interior(mask), (1, 1, 1, 1), value=False)
 
 
-def sobel_abs_sums(r: Tensor, m: Tensor) -> Tuple[Tensor, Tensor]:
-    """Per image ``Σ |gx| + |gy|`` over the valid 3x3 stencils of ``r``, and their number.
-
-    ``r`` is ``(B, H, W)`` and finite (its values off-mask never reach a valid stencil).
-    Works on the interior only: no padding, and the 1/8 is applied to the sums.
-    """
-    dx, dy = _sobel_interior_diffs(r)
-    stencil = float_mask(sobel_mask_interior(m), r.dtype)
-    sums = ((dx.abs() + dy.abs()) * stencil).sum(dim=(-2, -1)) * 0.125
-    return sums, stencil.sum(dim=(-2, -1))
-
-
 @autocast_off
 def sobel(x: Tensor) -> Gradients:
     r"""Normalized Sobel derivatives of a depth-like map.
@@ -131,30 +119,114 @@ def sobel_mask(mask: Tensor) -> Tensor:
     return sobel_mask_hw(mask)
 
 
-def _level_sums(r: Tensor, m: Tensor, operator: str) -> Tensor:
-    """Per-image ``Σ |∂x r| + |∂y r|`` over valid stencils of ``(B, H, W)`` maps (``r`` is 0 off-mask)."""
+def _stencil_weights(m: Tensor, operator: str, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
+    """0/1 float validity of the x and y derivatives of one level (interior shapes)."""
     if operator == "sobel":
-        return sobel_abs_sums(r, m)[0]
-    wx = float_mask(m[..., :, 1:] & m[..., :, :-1], r.dtype)
-    wy = float_mask(m[..., 1:, :] & m[..., :-1, :], r.dtype)
-    dx = (r[..., :, 1:] - r[..., :, :-1]).abs() * wx
-    dy = (r[..., 1:, :] - r[..., :-1, :]).abs() * wy
-    return dx.sum(dim=(-2, -1)) + dy.sum(dim=(-2, -1))
+        stencil = float_mask(sobel_mask_interior(m), dtype)
+        return stencil, stencil
+    wx = float_mask(m[..., :, 1:] & m[..., :, :-1], dtype)
+    wy = float_mask(m[..., 1:, :] & m[..., :-1, :], dtype)
+    return wx, wy
+
+
+def _derivatives(r: Tensor, operator: str) -> Tuple[Tensor, Tensor]:
+    """Unnormalized derivatives (8x Sobel, or forward differences) on their interior shapes."""
+    if operator == "sobel":
+        return _sobel_interior_diffs(r)
+    return r[..., :, 1:] - r[..., :, :-1], r[..., 1:, :] - r[..., :-1, :]
+
+
+def _derivatives_adjoint(gx: Tensor, gy: Tensor, shape: torch.Size, operator: str) -> Tensor:
+    """The transpose of :func:`_derivatives`: gradients w.r.t. the input from gradients of ``(dx, dy)``."""
+    out = gx.new_zeros(shape)
+    if operator == "diff":
+        out[..., :, 1:] += gx
+        out[..., :, :-1] -= gx
+        out[..., 1:, :] += gy
+        out[..., :-1, :] -= gy
+        return out
+    if shape[-2] < 3 or shape[-1] < 3:
+        return out
+    # dx = Sv[:, 2:] - Sv[:, :-2] with Sv = r[:-2] + 2 r[1:-1] + r[2:] (rows); dy likewise on columns
+    sv = gx.new_zeros(gx.shape[:-1] + (gx.shape[-1] + 2,))
+    sv[..., :, 2:] += gx
+    sv[..., :, :-2] -= gx
+    out[..., :-2, :] += sv
+    out[..., 2:, :] += sv
+    out[..., 1:-1, :] += sv.mul_(2.0)
+    sh = gy.new_zeros(gy.shape[:-2] + (gy.shape[-2] + 2, gy.shape[-1]))
+    sh[..., 2:, :] += gy
+    sh[..., :-2, :] -= gy
+    out[..., :, :-2] += sh
+    out[..., :, 2:] += sh
+    out[..., :, 1:-1] += sh.mul_(2.0)
+    return out
+
+
+def _vdot(a: Tensor, b: Tensor) -> Tensor:
+    """Per-image dot product over the last two dims (no product buffer)."""
+    return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
+
+
+class _GradientAbsSums(torch.autograd.Function):
+    """Per image and level ``Σ_valid |∂x r| + |∂y r|`` with a hand-written adjoint.
+
+    Levels take every ``2**s``-th pixel. Autograd through the shifted slices would allocate a
+    zero-filled full-size gradient for every slice of every level; the backward here builds
+    one gradient buffer, adding each level's adjoint into its strided view.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, r: Tensor, m: Tensor, scales: int, operator: str) -> Tensor:
+        sums, signs = [], []
+        for level in range(scales):
+            step = 2**level
+            r_s, m_s = r[..., ::step, ::step], m[..., ::step, ::step]
+            dx, dy = _derivatives(r_s, operator)
+            wx, wy = _stencil_weights(m_s, operator, r.dtype)
+            sx, sy = torch.sign(dx).mul_(wx), torch.sign(dy).mul_(wy)
+            # Σ|d|·w = Σ d·sign(d)·w: no |d| buffer
+            total = _vdot(dx, sx) + _vdot(dy, sy)
+            sums.append(total)
+            signs += [sx, sy]
+        ctx.save_for_backward(*signs)
+        ctx.meta = (r.shape, scales, operator)
+        out = torch.stack(sums, dim=-1)
+        return out * 0.125 if operator == "sobel" else out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None]:
+        shape, scales, operator = ctx.meta
+        signs = ctx.saved_tensors
+        if operator == "sobel":
+            grad = grad * 0.125
+        out = grad.new_zeros(shape)
+        for level in range(scales):
+            step = 2**level
+            sx, sy = signs[2 * level], signs[2 * level + 1]
+            view = out[..., ::step, ::step]
+            adj = _derivatives_adjoint(sx, sy, view.shape, operator)
+            view += adj.mul_(grad[..., level].reshape(grad.shape[:-1] + (1, 1)))
+        return out, None, None, None
+
+
+def stencil_abs_sums(r: Tensor, m: Tensor, scales: int, operator: str) -> Tensor:
+    """``(B, scales)`` sums of ``|∂x r| + |∂y r|`` over valid stencils (Sobel normalized by 1/8)."""
+    return _GradientAbsSums.apply(r, m, scales, operator)
+
+
+def level_counts(m: Tensor, scales: int, dtype: torch.dtype) -> Tensor:
+    """``(B, scales)`` valid-pixel counts of the strided levels."""
+    return torch.stack([float_mask(m[..., :: 2**s, :: 2**s], dtype).sum(dim=(-2, -1)) for s in range(scales)], dim=-1)
 
 
 def gradient_matching_terms(r: Tensor, m: Tensor, scales: int, operator: str, scope: str) -> Tensor:
     """Multi-scale gradient matching on ``(B, H, W)`` maps; per-image ``(B,)`` or pooled ``(1,)``."""
-    total = r.new_zeros(r.shape[0] if scope == "image" else 1)
-    for level in range(scales):
-        step = 2**level
-        r_s = r[..., ::step, ::step]
-        m_s = m[..., ::step, ::step]
-        sums = _level_sums(r_s, m_s, operator)
-        counts = float_mask(m_s, r.dtype).sum(dim=(-2, -1))
-        if scope == "batch":
-            sums, counts = sums.sum().unsqueeze(0), counts.sum().unsqueeze(0)
-        total = total + div_count(sums, counts)
-    return total
+    sums = stencil_abs_sums(r, m, scales, operator)
+    counts = level_counts(m, scales, r.dtype)
+    if scope == "batch":
+        sums, counts = sums.sum(dim=0, keepdim=True), counts.sum(dim=0, keepdim=True)
+    return div_count(sums, counts).sum(dim=-1)
 
 
 @autocast_off

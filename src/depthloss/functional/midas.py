@@ -10,7 +10,7 @@ from depthloss.functional._checks import check_choice, check_float, check_int
 from depthloss.functional._common import Prepared, Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional.gradients import OPERATORS, Operator, gradient_matching_terms
 from depthloss.functional.median import mad_rows
-from depthloss.functional.ssi import lsq_residual_rows, trimmed_mean_rows, weighted_mse_rows
+from depthloss.functional.ssi import lsq_residual_rows, trimmed_abs_mean_rows, weighted_mse_rows
 
 __all__ = ["midas", "ssi_trim"]
 
@@ -44,10 +44,10 @@ def ssi_trim_terms(
 ) -> DataAndGradient:
     """Trimmed MAE of MAD-normalized maps and gradient matching of their difference."""
     p = prepare(pred, target, mask, None, scope)
-    p_hat = mad_rows(p.pred, p.valid, p.w, p.count, eps).x_hat
-    g_hat = mad_rows(p.target, p.valid, p.w, p.count, eps).x_hat
+    p_hat = mad_rows(p.pred, p.valid, p.mask_f, p.count, eps).x_hat
+    g_hat = mad_rows(p.target, p.valid, p.mask_f, p.count, eps).x_hat
     residual = p_hat - g_hat
-    data = trimmed_mean_rows(residual.abs(), p.valid, p.w, p.count, trim)
+    data = trimmed_abs_mean_rows(residual, p.valid, p.count, trim)
     grad = _gradient_term(residual, p, _image_shape(pred), scales, operator, scope)
     return DataAndGradient(data, grad, p.count)
 

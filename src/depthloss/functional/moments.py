@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -34,10 +34,55 @@ class Moments(NamedTuple):
         return div_count(self.swx2, self.sw)
 
 
+class _MomentSums(torch.autograd.Function):
+    """``(Σw·x, Σw·x²)`` per row with a fused backward.
+
+    Autograd through ``(w*x).sum()`` and ``(w*x*x).sum()`` materializes four full-size
+    temporaries; here the forward uses dot products and the backward one buffer:
+    ``∂/∂x = w·(g₁ + 2g₂x)``, ``∂/∂w = x·(g₁ + g₂x)``. With ``w = None`` the rows are
+    unweighted and ``x`` is already 0 off the mask (``mask_f``, 0/1 floats, masks the gradient).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, w: Optional[Tensor], mask_f: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        wx = x if w is None else w * x
+        ctx.save_for_backward(x, w, mask_f)
+        return wx.sum(dim=-1), torch.linalg.vecdot(wx, x)
+
+    @staticmethod
+    def backward(ctx: Any, g1: Tensor, g2: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
+        x, w, mask_f = ctx.saved_tensors
+        g1, g2 = g1.unsqueeze(-1), g2.unsqueeze(-1)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = x * (2.0 * g2)
+            grad_x.add_(g1)
+            grad_x.mul_(mask_f if w is None else w)
+        if w is not None and ctx.needs_input_grad[1]:
+            grad_w = x * g2
+            grad_w.add_(g1)
+            grad_w.mul_(x)
+        return grad_x, grad_w, None
+
+
 def moments(x: Tensor, w: Tensor) -> Moments:
     """Row sums ``Σw``, ``Σw·x``, ``Σw·x²`` of ``(G, N)`` tensors; ``x`` must be finite where ``w > 0``."""
-    wx = w * x
-    return Moments(w.sum(dim=-1), wx.sum(dim=-1), (wx * x).sum(dim=-1))
+    s1, s2 = _MomentSums.apply(x, w, None)
+    return Moments(w.sum(dim=-1), s1, s2)
+
+
+def pair_moments(x: Tensor, p: Any) -> Moments:
+    """Moments of a map derived from a :class:`Prepared` pair that is 0 off-mask."""
+    return unit_moments(x, p.mask_f, p.n) if p.unit else moments(x, p.w)
+
+
+def unit_moments(x: Tensor, mask_f: Tensor, n: Tensor) -> Moments:
+    """:func:`moments` with unit weights on a 0/1 float mask, for ``x`` that is already 0 off it.
+
+    ``n`` is the per-row count (``mask_f.sum(-1)``): no products with the mask in the forward.
+    """
+    s1, s2 = _MomentSums.apply(x, None, mask_f)
+    return Moments(n, s1, s2)
 
 
 @autocast_off

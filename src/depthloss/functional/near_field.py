@@ -23,10 +23,11 @@ from depthloss.functional._common import (
     safe_div,
 )
 from depthloss.functional.conversions import check_depth_range, to_depth
+from depthloss.functional._fused import masked_diff
 from depthloss.functional.grad_clip import clamp_grad
-from depthloss.functional.moments import moments
+from depthloss.functional.moments import moments, unit_moments
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, schedule
-from depthloss.functional.silog import log_ratio, silog_from_moments
+from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
 from depthloss.functional.ssi_silog import SILOG_EPS, check_ssi_silog_args
 from depthloss.functional.weighting import WEIGHT_MODES, WeightMode, near_field_weight_values
@@ -142,10 +143,12 @@ def near_threshold_at(progress: Progress, cfg: NearFieldConfig) -> Union[float, 
     return min(max(t, THRESHOLD_RANGE[0]), THRESHOLD_RANGE[1])
 
 
-def _ssi_silog_value(d: Tensor, g: Tensor, w: Tensor, cfg: NearFieldConfig) -> Tensor:
-    """``ssi_weight * SSI(d) + silog_weight * SILog(g)`` with moments weighted by ``w``."""
-    ssi_value = ssi_from_moments(moments(d, w), cfg.alpha)
-    silog_value = silog_from_moments(moments(g, w), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+def _ssi_silog_value(d: Tensor, g: Tensor, w: Optional[Tensor], p: Prepared, cfg: NearFieldConfig) -> Tensor:
+    """``ssi_weight * SSI(d) + silog_weight * SILog(g)`` with moments weighted by ``w`` (None: unit)."""
+    ssi_m = unit_moments(d, p.mask_f, p.n) if w is None else moments(d, w)
+    silog_m = unit_moments(g, p.mask_f, p.n) if w is None else moments(g, w)
+    ssi_value = ssi_from_moments(ssi_m, cfg.alpha)
+    silog_value = silog_from_moments(silog_m, cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
     return cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
 
@@ -160,7 +163,7 @@ def _weighted_terms(
     """Per-group SSI (inverse depth) and SILog (depth) under the per-pixel weights ``w_pix`` (1 off-mask)."""
     # SSI on inverse depth
     if cfg.ssi_weighting == "weighted-mean":
-        wm = p.w * w_pix
+        wm = w_pix * p.mask_f
         if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
             wm = wm / wm.amax(dim=-1, keepdim=True).clamp(min=torch.finfo(wm.dtype).tiny)
         ssi_value = ssi_from_moments(moments(d, wm), cfg.alpha)
@@ -168,16 +171,15 @@ def _weighted_terms(
         if cfg.ssi_weight_norm == "fixed":
             w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
         else:
-            w_bar = div_count((w_pix * p.w).sum(), p.w.sum()).clamp(min=torch.finfo(d.dtype).tiny)
+            w_bar = div_count(torch.linalg.vecdot(w_pix, p.mask_f).sum(), p.n.sum()).clamp(min=torch.finfo(d.dtype).tiny)
         w_norm = (w_pix / w_bar).clamp(*cfg.ssi_weight_clamp)
-        ssi_value = ssi_from_moments(moments(d * w_norm, p.w), cfg.alpha)
+        ssi_value = ssi_from_moments(unit_moments(d * w_norm, p.mask_f, p.n), cfg.alpha)
 
     # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
     sqrt_w = torch.sqrt(w_pix)
-    u = (sqrt_w / div_count((sqrt_w * p.w).sum(-1), p.w.sum(-1)).clamp(min=1e-12).unsqueeze(-1)).clamp(
-        *cfg.silog_weight_clamp
-    )
-    silog_value = silog_from_moments(moments(u * g, p.w), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    mean_sqrt_w = div_count(torch.linalg.vecdot(sqrt_w, p.mask_f), p.n).clamp(min=1e-12)
+    u = (sqrt_w / mean_sqrt_w.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
+    silog_value = silog_from_moments(unit_moments(u * g, p.mask_f, p.n), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
     return ssi_value, silog_value
 
 
@@ -194,12 +196,11 @@ def near_field_terms(
     check_weights(weights, pred_inv, "pred_inv")
     if cfg.grad_clip is not None:
         pred_inv = clamp_grad(pred_inv, cfg.grad_clip)
-    p = prepare(pred_inv, target_inv, mask, None, scope, fill=1.0, pred_name="pred_inv", target_name="target_inv")
+    p = prepare(pred_inv, target_inv, mask, None, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
     dtype = p.pred.dtype
-    pred_depth = to_depth(p.pred, cfg.min_depth, cfg.max_depth)
-    target_depth = to_depth(p.target, cfg.min_depth, cfg.max_depth)
-    d = p.pred - p.target
-    g = log_ratio(pred_depth, target_depth)
+    target_depth = to_depth(p.target, cfg.min_depth, cfg.max_depth)  # no gradient: weights and metrics only
+    d = masked_diff(p.pred, p.target, p.valid)
+    g = inverse_log_ratio(p.pred, p.target, p.valid, cfg.min_depth, cfg.max_depth)
 
     threshold = near_threshold_at(progress, cfg)
     if isinstance(threshold, Tensor):
@@ -222,13 +223,13 @@ def near_field_terms(
     ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg, explicit=weights is not None)
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
-    baseline = _ssi_silog_value(d, g, p.w, cfg)
+    baseline = _ssi_silog_value(d, g, None, p, cfg)
     near = p.valid & (target_depth < threshold)
     w_near = float_mask(near, dtype)
-    w_far = p.w - w_near
+    w_far = p.mask_f - w_near
     if cfg.combine == "split":
-        near_loss = _ssi_silog_value(d, g, w_near, cfg)
-        far_loss = _ssi_silog_value(d, g, w_far, cfg)
+        near_loss = _ssi_silog_value(d, g, w_near, p, cfg)
+        far_loss = _ssi_silog_value(d, g, w_far, p, cfg)
         has_near = w_near.sum(-1) > 0
         has_far = w_far.sum(-1) > 0
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
@@ -239,7 +240,7 @@ def near_field_terms(
     total = torch.where(torch.isfinite(total), total, baseline)
 
     has_valid = (p.count > 0).to(dtype)
-    err = (pred_depth - target_depth).abs()
+    err = (to_depth(p.pred.detach(), cfg.min_depth, cfg.max_depth) - target_depth).abs()
 
     def batch_mean(v: Tensor) -> Tensor:
         return safe_div((v.detach() * has_valid).sum(), has_valid.sum())
@@ -251,7 +252,7 @@ def near_field_terms(
         "silog": batch_mean(silog_value),
         "baseline": batch_mean(baseline),
         "total_over_baseline": safe_div(batch_mean(total), batch_mean(baseline)),
-        "near_ratio": safe_div(w_near.sum(), p.w.sum()).detach(),
+        "near_ratio": safe_div(w_near.sum(), p.n.sum()).detach(),
         "near_mae": _region_mae(err, w_near),
         "far_mae": _region_mae(err, w_far),
         "threshold_t": thr.detach(),

@@ -21,8 +21,8 @@ from depthloss.functional._common import (
     reduce_images,
     div_count,
 )
-from depthloss.functional.gradients import sobel_abs_sums
-from depthloss.functional.median import lower_median
+from depthloss.functional.gradients import sobel_mask_interior, stencil_abs_sums
+from depthloss.functional.median import mad_rows
 from depthloss.functional.pyramid import SPARSE_MODES, SparseMode
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, scale_weights, schedule
 
@@ -114,16 +114,10 @@ def _target_halve(level: _SparseLevel, mode: str) -> _SparseLevel:
     return _SparseLevel(depth, mask, depth, depth)
 
 
-def _abs_dev(x: Tensor, w: Tensor, count: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
-    """Per-row lower median and ``max(mean |x - median|, eps)`` of the valid entries."""
-    shift = lower_median(x, w > 0, count)
-    mad = div_count(((x - shift.unsqueeze(-1)).abs() * w).sum(dim=-1), w.sum(dim=-1))
-    return shift, mad.clamp(min=eps)
-
-
 def _sobel_sums(r: Tensor, m: Tensor, scope: str) -> Tuple[Tensor, Tensor]:
     """Per-group ``Σ |∂x r| + |∂y r|`` over valid 3x3 stencils, and the number of such stencils."""
-    sums, stencils = sobel_abs_sums(r, m)
+    sums = stencil_abs_sums(r, m, 1, "sobel")[:, 0]
+    stencils = float_mask(sobel_mask_interior(m), r.dtype).sum(dim=(-2, -1))
     if scope == "batch":
         return sums.sum().unsqueeze(0), stencils.sum().unsqueeze(0)
     return sums, stencils
@@ -162,18 +156,16 @@ def scale_adaptive_terms(
         xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
         wr = float_mask(mr, dtype)
         count = count0 if level == 0 else mr.sum(dim=-1)
-        p_med, p_mad = _abs_dev(xr, wr, count, cfg.eps)
-        g_med, g_mad = _abs_dev(gr, wr, count, cfg.eps)
-        # R = α (p̂ − ĝ) + (1 − α)(p − g)/s_g with p̂ = (p − med_p)/mad_p and ĝ likewise, with
-        # per-row coefficients (the normalized maps are never materialized); a pixel at both
-        # medians gets exactly α·0 (no spurious |R| kink).
-        unit = torch.maximum(g_mad, cfg.scale_floor * g_med.abs())
-        a_p = (alpha / p_mad).unsqueeze(-1)
-        a_g = (alpha / g_mad).unsqueeze(-1)
+        p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
+        g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
+        # R = α (p̂ − ĝ) + (1 − α)(p − g)/s_g = α p̂ + b p − T, with the target part
+        # T = α ĝ + b g and b = (1 − α)/s_g per row.
+        unit = torch.maximum(g_norm.scale, cfg.scale_floor * g_norm.shift.abs())
         b = ((1.0 - alpha) / unit).unsqueeze(-1)
-        residual = ((xr - p_med.unsqueeze(-1)) * a_p + (xr - gr) * b - (gr - g_med.unsqueeze(-1)) * a_g) * wr
+        target_part = (g_norm.x_hat * alpha).addcmul_(gr, b)
+        residual = torch.addcmul(p_norm.x_hat * alpha - target_part, xr, b).mul_(wr)
         n_valid = wr.sum(dim=-1)
-        l1 = div_count(residual.abs().sum(dim=-1), n_valid)
+        l1 = div_count(torch.linalg.vector_norm(residual, ord=1, dim=-1), n_valid)
         grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)
         grad = div_count(grad_sum, n_valid)
         level_loss = (1.0 - cfg.lambda_sg) * l1 + cfg.lambda_sg * grad

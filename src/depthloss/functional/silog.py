@@ -9,7 +9,9 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
-from depthloss.functional.moments import Moments, moments
+from depthloss.functional._fused import masked_log_ratio
+from depthloss.functional.conversions import DEFAULT_EPS, inverse_bounds
+from depthloss.functional.moments import Moments, pair_moments
 
 __all__ = ["log_ratio", "silog", "silog_from_moments"]
 
@@ -22,6 +24,20 @@ def log_ratio(pred_depth: Tensor, target_depth: Tensor) -> Tensor:
     """
     tiny = torch.finfo(pred_depth.dtype).tiny
     return torch.log(pred_depth.clamp(min=tiny) / target_depth)  # one log instead of two
+
+
+def inverse_log_ratio(
+    pred_inv: Tensor, target_inv: Tensor, valid: Tensor, min_depth: Optional[float], max_depth: Optional[float]
+) -> Tensor:
+    """``log z_pred - log z_target`` from inverse depths, 0 off ``valid``.
+
+    With ``z = 1 / clamp(rho, 1 / max_depth, 1 / min_depth)`` (what :func:`inv_to_depth`
+    gives) the log-ratio of depths is the log-ratio of the clamped inverse depths, swapped:
+    no reciprocal is ever taken.
+    """
+    low, high = inverse_bounds(min_depth, max_depth)
+    floor = DEFAULT_EPS if low is None else max(DEFAULT_EPS, low)
+    return masked_log_ratio(target_inv, pred_inv, valid, floor, high)
 
 
 def silog_from_moments(m: Moments, lambd: float, ratio: float, eps: float) -> Tensor:
@@ -82,6 +98,6 @@ def silog(
     check_float("ratio", ratio, low=0.0, low_inclusive=False)
     check_float("eps", eps, low=0.0)
     check_reduction(reduction, scope)
-    p = prepare(pred_depth, target_depth, mask, weights, scope, fill=1.0, pred_name="pred_depth", target_name="target_depth")
-    value = silog_from_moments(moments(log_ratio(p.pred, p.target), p.w), lambd, ratio, eps)
+    p = prepare(pred_depth, target_depth, mask, weights, scope, fill=None, pred_name="pred_depth", target_name="target_depth")
+    value = silog_from_moments(pair_moments(masked_log_ratio(p.pred, p.target, p.valid), p), lambd, ratio, eps)
     return reduce_images(value, p.count, reduction)

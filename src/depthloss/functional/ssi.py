@@ -17,12 +17,13 @@ from depthloss.functional._common import (
     reduce_images,
     div_count,
 )
+from depthloss.functional._fused import masked_diff
 from depthloss.functional._select import kth_smallest
 from depthloss.functional.lsq import lsq_rows
 from depthloss.functional.median import mad_rows
-from depthloss.functional.moments import Moments, moments
+from depthloss.functional.moments import Moments, pair_moments
 
-__all__ = ["ssi", "ssi_from_moments", "ssi_lsq", "ssi_mae", "trimmed_mean_rows"]
+__all__ = ["ssi", "ssi_from_moments", "ssi_lsq", "ssi_mae", "trimmed_abs_mean_rows"]
 
 # trim is applied as an exact integer fraction with this denominator (6 decimal places)
 _TRIM_DENOMINATOR = 1_000_000
@@ -77,26 +78,28 @@ def ssi(
     """
     check_float("alpha", alpha, low=0.0)
     check_reduction(reduction, scope)
-    p = prepare(pred, target, mask, weights, scope)
-    value = ssi_from_moments(moments(p.pred - p.target, p.w), alpha)
+    p = prepare(pred, target, mask, weights, scope, fill=None)
+    value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
     return reduce_images(value, p.count, reduction)
 
 
-def trimmed_mean_rows(r: Tensor, valid: Tensor, w: Tensor, count: Tensor, trim: float) -> Tensor:
-    """Mean of the smallest ``count - floor(trim * count)`` valid entries of each row of ``r``.
+def trimmed_abs_mean_rows(residual: Tensor, valid: Tensor, count: Tensor, trim: float) -> Tensor:
+    """Mean of the smallest ``count - floor(trim * count)`` values of ``|residual|`` over each row's valid entries.
 
-    Exact with ties: the values below the cut-off ``tau`` (the k-th smallest) are summed and
-    the remaining ``k - #{r < tau}`` slots are filled with ``tau``. Rows without valid entries give 0.
+    ``residual`` must be 0 off-mask. Exact with ties: the values below the cut-off ``tau``
+    (the k-th smallest) are summed and the remaining ``k - #{r < tau}`` slots are filled
+    with ``tau``. Rows without valid entries give 0.
     """
-    if trim == 0.0:
-        return div_count((r * w).sum(dim=-1), w.sum(dim=-1))
+    if trim == 0.0:  # an L1 norm: no |r| buffer in the forward
+        return div_count(torch.linalg.vector_norm(residual, ord=1, dim=-1), count.to(residual.dtype))
+    r = residual.abs()
     # never round up to trim = 1 (keep >= 1 for every non-empty row, as trim < 1 promises)
     trim_num = min(round(trim * _TRIM_DENOMINATOR), _TRIM_DENOMINATOR - 1)
     keep = count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
     tau = kth_smallest(r, valid, keep)
     below = valid & (r < tau.unsqueeze(-1))
-    below_w = below.view(torch.uint8).to(r.dtype)
-    kept_sum = (r * below_w).sum(dim=-1) + (keep - below.sum(dim=-1)).to(r.dtype) * tau
+    kept_sum = torch.linalg.vecdot(r, below.view(torch.uint8).to(r.dtype))
+    kept_sum = kept_sum + (keep - below.sum(dim=-1)).to(r.dtype) * tau
     return div_count(kept_sum, keep.to(r.dtype))
 
 
@@ -146,9 +149,9 @@ def ssi_mae(
     check_float("eps", eps, low=0.0, low_inclusive=False)
     check_reduction(reduction, scope)
     p = prepare(pred, target, mask, None, scope)
-    p_hat = mad_rows(p.pred, p.valid, p.w, p.count, eps).x_hat
-    g_hat = mad_rows(p.target, p.valid, p.w, p.count, eps).x_hat
-    value = trimmed_mean_rows((p_hat - g_hat).abs(), p.valid, p.w, p.count, trim)
+    p_hat = mad_rows(p.pred, p.valid, p.mask_f, p.count, eps).x_hat
+    g_hat = mad_rows(p.target, p.valid, p.mask_f, p.count, eps).x_hat
+    value = trimmed_abs_mean_rows(p_hat - g_hat, p.valid, p.count, trim)
     return reduce_images(value, p.count, reduction)
 
 

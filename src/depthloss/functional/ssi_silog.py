@@ -8,9 +8,10 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import Prepared, Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
-from depthloss.functional.conversions import check_depth_range, to_depth
-from depthloss.functional.moments import moments
-from depthloss.functional.silog import log_ratio, silog_from_moments
+from depthloss.functional.conversions import check_depth_range
+from depthloss.functional.moments import pair_moments
+from depthloss.functional._fused import masked_diff
+from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
 
 __all__ = ["ssi_silog"]
@@ -33,10 +34,10 @@ def ssi_silog_terms(
     min_depth: Optional[float],
     max_depth: Optional[float],
 ) -> SsiSilogTerms:
-    """Both terms from a prepared inverse-depth pair (invalid pixels filled with 1)."""
-    ssi_value = ssi_from_moments(moments(p.pred - p.target, p.w), alpha)
-    g = log_ratio(to_depth(p.pred, min_depth, max_depth), to_depth(p.target, min_depth, max_depth))
-    silog_value = silog_from_moments(moments(g, p.w), silog_ratio2, silog_ratio, SILOG_EPS)
+    """Both terms from a prepared inverse-depth pair (``prepare(..., fill=None)``)."""
+    ssi_value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
+    g = inverse_log_ratio(p.pred, p.target, p.valid, min_depth, max_depth)
+    silog_value = silog_from_moments(pair_moments(g, p), silog_ratio2, silog_ratio, SILOG_EPS)
     return SsiSilogTerms(ssi_value, silog_value)
 
 
@@ -99,6 +100,6 @@ def ssi_silog(
     check_ssi_silog_args(alpha, silog_ratio, silog_ratio2, ssi_weight, silog_weight)
     check_depth_range(min_depth, max_depth)
     check_reduction(reduction, scope)
-    p = prepare(pred_inv, target_inv, mask, weights, scope, fill=1.0, pred_name="pred_inv", target_name="target_inv")
+    p = prepare(pred_inv, target_inv, mask, weights, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
     t = ssi_silog_terms(p, alpha, silog_ratio, silog_ratio2, min_depth, max_depth)
     return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, p.count, reduction)

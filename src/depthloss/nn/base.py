@@ -20,8 +20,11 @@ LossSpace = Literal["input", "inverse", "depth"]
 
 def valid_mask(target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """``mask & isfinite(target) & (target > 0)``: sparse ground truth stores 0 for "no return"."""
-    valid = (target > 0) & (target < float("inf"))  # = isfinite & > 0 (NaN compares false), in two ops
-    return valid if mask is None else valid & mask
+    valid = target > 0  # and finite (NaN compares false), with in-place ands: one buffer
+    valid &= target < float("inf")
+    if mask is not None:
+        valid &= mask
+    return valid
 
 
 class DepthLoss(nn.Module):

@@ -89,7 +89,7 @@ class SSISilogLoss(DepthLoss):
         self, pred: Tensor, target: Tensor, mask: Tensor, progress: Weight, **extra: Any
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p_inv, t_inv = self.pair_in(pred, target, "inverse")
-        p = prepare(p_inv, t_inv, mask, None, self.scope, fill=1.0)
+        p = prepare(p_inv, t_inv, mask, None, self.scope, fill=None)
         terms = ssi_silog_terms(p, self.alpha, self.silog_ratio, self.silog_ratio2, self.min_depth, self.max_depth)
         loss = reduce_images(self.ssi_weight * terms.ssi + self.silog_weight * terms.silog, p.count, self.reduction)
         metrics = {

@@ -1,0 +1,113 @@
+"""Fused sanitize-and-transform primitives with hand-written backward passes.
+
+On the CPU every full-size temporary costs far more than the arithmetic on it (fresh
+pages for each allocation), and autograd keeps one or two temporaries per op for the
+backward. These functions replace short op chains that every loss runs on full-resolution
+maps by one forward buffer and one backward buffer each. They are ``autograd.Function``\\ s,
+so ``torch.compile(fullgraph=True)`` traces them, and ``tests/`` gradchecks them through
+every kernel that uses them.
+
+Invalid pixels are replaced *before* any arithmetic (``torch.where``), so non-finite values
+there never reach the forward or the backward: their gradient is exactly 0.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = ["masked_diff", "masked_log_ratio", "masked_reciprocal"]
+
+
+def _float(mask: Tensor, dtype: torch.dtype) -> Tensor:
+    """0/1 floats from a bool mask through ``uint8`` (bool -> float conversion is a slow path on CPU)."""
+    return mask.view(torch.uint8).to(dtype)
+
+
+class _MaskedDiff(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
+        ctx.save_for_backward(valid)
+        return torch.where(valid, a - b, 0.0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
+        (valid,) = ctx.saved_tensors
+        grad_a = torch.where(valid, grad, 0.0) if any(ctx.needs_input_grad[:2]) else None
+        grad_b = -grad_a if grad_a is not None and ctx.needs_input_grad[1] else None
+        return (grad_a if ctx.needs_input_grad[0] else None), grad_b, None
+
+
+def masked_diff(a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
+    """``a - b`` where ``valid``, exactly 0 (with zero gradient) elsewhere, whatever ``a``/``b`` hold there."""
+    return _MaskedDiff.apply(a, b, valid)
+
+
+class _MaskedLogRatio(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
+        num = torch.where(valid, a, 1.0).clamp_(min=floor, max=ceil)
+        den = torch.where(valid, b, 1.0).clamp_(min=floor, max=ceil)
+        # d/da log(a) = 1/a where a was valid and inside the clamp: keep 1/a there, 0 elsewhere
+        inv_a = _inside(a, valid, floor, ceil, num) if ctx.needs_input_grad[0] else None
+        inv_b = _inside(b, valid, floor, ceil, den) if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(inv_a, inv_b)
+        return num.div_(den).log_()  # in place: one buffer for the result
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
+        inv_a, inv_b = ctx.saved_tensors
+        grad_a = grad * inv_a if inv_a is not None else None
+        grad_b = (grad * inv_b).neg_() if inv_b is not None else None
+        return grad_a, grad_b, None, None, None
+
+
+def _inside(x: Tensor, valid: Tensor, floor: float, ceil: Optional[float], clamped: Tensor) -> Tensor:
+    """``1 / clamped`` where the clamp passed ``x`` through (bounds included, torch's convention), else 0."""
+    inside = valid & (x >= floor)
+    if ceil is not None:
+        inside &= x <= ceil
+    return _float(inside, clamped.dtype).div_(clamped)
+
+
+def masked_log_ratio(
+    a: Tensor, b: Tensor, valid: Tensor, floor: Optional[float] = None, ceil: Optional[float] = None
+) -> Tensor:
+    """``log(clamp(a) / clamp(b))`` where ``valid``, exactly 0 (zero gradient) elsewhere.
+
+    Both are clamped to ``[floor, ceil]``; ``floor`` defaults to the smallest normal number
+    of the dtype, so a non-positive value at a valid pixel gives a large finite log and zero
+    gradient instead of ``-inf``/NaN.
+    """
+    if floor is None:
+        floor = torch.finfo(a.dtype).tiny
+    return _MaskedLogRatio.apply(a, b, valid, floor, ceil)
+
+
+class _MaskedReciprocal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
+        valid = x > 0  # NaN and non-positive values are invalid
+        out = torch.where(valid, x, 1.0).clamp_(min=floor, max=ceil)
+        if ctx.needs_input_grad[0]:
+            inside = valid & (x >= floor)
+            if ceil is not None:
+                inside &= x <= ceil
+            out.reciprocal_()
+            # d(1/x)/dx = -1/x^2 = -out^2 where the clamp passed x through, 0 elsewhere
+            ctx.save_for_backward(out, _float(inside, x.dtype))
+        else:
+            out.reciprocal_()
+        return out.mul_(_float(valid, x.dtype))
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None, None]:
+        out, inside = ctx.saved_tensors
+        return (grad * out).mul_(out).mul_(inside).neg_(), None, None
+
+
+def masked_reciprocal(x: Tensor, floor: float, ceil: Optional[float] = None) -> Tensor:
+    """``1 / clamp(x, floor, ceil)`` where ``x > 0``, exactly 0 (zero gradient) where ``x <= 0`` or NaN."""
+    return _MaskedReciprocal.apply(x, floor, ceil)
