@@ -65,10 +65,14 @@ class _MomentSums(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
-def moments(x: Tensor, w: Tensor) -> Moments:
-    """Row sums ``Σw``, ``Σw·x``, ``Σw·x²`` of ``(G, N)`` tensors; ``x`` must be finite where ``w > 0``."""
+def moments(x: Tensor, w: Tensor, sw: Optional[Tensor] = None) -> Moments:
+    """Row sums ``Σw``, ``Σw·x``, ``Σw·x²`` of ``(G, N)`` tensors; ``x`` must be finite where ``w > 0``.
+
+    ``sw`` may be given when ``x`` is 0 wherever ``w`` should not count (then ``w`` need not be
+    masked, only ``sw`` restricted to the valid pixels).
+    """
     s1, s2 = _MomentSums.apply(x, w, None)
-    return Moments(w.sum(dim=-1), s1, s2)
+    return Moments(w.sum(dim=-1) if sw is None else sw, s1, s2)
 
 
 def pair_moments(x: Tensor, p: Any) -> Moments:

@@ -30,7 +30,7 @@ from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKin
 from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
 from depthloss.functional.ssi_silog import SILOG_EPS, check_ssi_silog_args
-from depthloss.functional.weighting import WEIGHT_MODES, WeightMode, near_field_weight_values
+from depthloss.functional.weighting import WEIGHT_MODES, WeightMode, finite_near_field_weights
 
 __all__ = ["near_field_ssi_silog"]
 
@@ -152,34 +152,37 @@ def _ssi_silog_value(d: Tensor, g: Tensor, w: Optional[Tensor], p: Prepared, cfg
     return cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
 
-def _region_mae(err: Tensor, w: Tensor) -> Tensor:
-    """Mean of ``err`` over all pixels with ``w > 0`` in the batch (detached metric)."""
-    return safe_div((err * w).sum(), w.sum()).detach()
+def _region_mae(err: Tensor, w: Tensor, count: Tensor) -> Tensor:
+    """Mean of ``err`` over the pixels of a 0/1 region ``w`` of the whole batch (a detached metric)."""
+    return safe_div(torch.linalg.vecdot(err, w).sum(), count.sum())
 
 
 def _weighted_terms(
     d: Tensor, g: Tensor, p: Prepared, w_pix: Tensor, cfg: NearFieldConfig, explicit: bool
 ) -> Tuple[Tensor, Tensor]:
-    """Per-group SSI (inverse depth) and SILog (depth) under the per-pixel weights ``w_pix`` (1 off-mask)."""
-    # SSI on inverse depth
-    if cfg.ssi_weighting == "weighted-mean":
-        wm = w_pix * p.mask_f
+    """Per-group SSI (inverse depth) and SILog (depth) under positive per-pixel weights ``w_pix``.
+
+    ``d`` and ``g`` are 0 off-mask, so ``w_pix`` needs no masking: only its sums are restricted
+    to the valid pixels.
+    """
+    if cfg.ssi_weighting == "weighted-mean":  # SSI with weighted moments
+        w = w_pix
         if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
-            wm = wm / wm.amax(dim=-1, keepdim=True).clamp(min=torch.finfo(wm.dtype).tiny)
-        ssi_value = ssi_from_moments(moments(d, wm), cfg.alpha)
+            w = w / (w * p.mask_f).amax(dim=-1, keepdim=True).clamp(min=torch.finfo(w.dtype).tiny)
+        ssi_value = ssi_from_moments(moments(d, w, torch.linalg.vecdot(w, p.mask_f)), cfg.alpha)
     else:  # the seed's d * w / w̄, for reproduction
         if cfg.ssi_weight_norm == "fixed":
             w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
         else:
             w_bar = div_count(torch.linalg.vecdot(w_pix, p.mask_f).sum(), p.n.sum()).clamp(min=torch.finfo(d.dtype).tiny)
-        w_norm = (w_pix / w_bar).clamp(*cfg.ssi_weight_clamp)
-        ssi_value = ssi_from_moments(unit_moments(d * w_norm, p.mask_f, p.n), cfg.alpha)
+        w_norm = (w_pix / w_bar).clamp_(*cfg.ssi_weight_clamp)
+        ssi_value = ssi_from_moments(unit_moments(w_norm.mul_(d), p.mask_f, p.n), cfg.alpha)
 
     # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
-    sqrt_w = torch.sqrt(w_pix)
-    mean_sqrt_w = div_count(torch.linalg.vecdot(sqrt_w, p.mask_f), p.n).clamp(min=1e-12)
-    u = (sqrt_w / mean_sqrt_w.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
-    silog_value = silog_from_moments(unit_moments(u * g, p.mask_f, p.n), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    u = torch.sqrt(w_pix)
+    mean_u = div_count(torch.linalg.vecdot(u, p.mask_f), p.n).clamp(min=1e-12)
+    u.div_(mean_u.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
+    silog_value = silog_from_moments(unit_moments(u.mul_(g), p.mask_f, p.n), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
     return ssi_value, silog_value
 
 
@@ -198,66 +201,71 @@ def near_field_terms(
         pred_inv = clamp_grad(pred_inv, cfg.grad_clip)
     p = prepare(pred_inv, target_inv, mask, None, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
     dtype = p.pred.dtype
-    target_depth = to_depth(p.target, cfg.min_depth, cfg.max_depth)  # no gradient: weights and metrics only
+    target_depth = to_depth(p.target.detach(), cfg.min_depth, cfg.max_depth)  # weights and metrics only
     d = masked_diff(p.pred, p.target, p.valid)
     g = inverse_log_ratio(p.pred, p.target, p.valid, cfg.min_depth, cfg.max_depth)
 
     threshold = near_threshold_at(progress, cfg)
     if isinstance(threshold, Tensor):
         threshold = threshold.to(device=p.pred.device, dtype=dtype)
-    if weights is None:
-        w_pix = near_field_weight_values(target_depth, threshold, cfg.near_weight, cfg.transition, cfg.weight_mode)
-    else:
-        w_pix = groups(weights, scope).to(dtype)
-    w_pix = torch.where(p.valid, w_pix.detach(), torch.ones_like(w_pix))  # 1 off-mask: sqrt/division safe
-
-    # seed issue 4 without a host sync. Only the weights can make the weighted loss non-finite
-    # where the unweighted one is finite (inf/NaN/negative explicit weights): such an image is
-    # computed with unit weights (finite forward *and* gradient; a `where` on a non-finite
-    # value alone would leak 0 * NaN into the gradient) and then replaced by the baseline.
-    if weights is None:  # near-field weights are finite and in [1, near_weight]
+    if weights is None:  # finite and in [1, near_weight] everywhere: safe for sqrt and division as is
+        w_pix = finite_near_field_weights(target_depth, threshold, cfg.near_weight, cfg.transition, cfg.weight_mode)
         weights_ok = torch.ones_like(p.count, dtype=torch.bool)
     else:
-        weights_ok = ((torch.isfinite(w_pix) & (w_pix >= 0)) | ~p.valid).all(dim=-1)
-        w_pix = torch.where(weights_ok.unsqueeze(-1), w_pix, torch.ones_like(w_pix))
+        # seed issue 4 without a host sync. Only explicit weights can make the weighted loss
+        # non-finite where the unweighted one is finite (inf/NaN/negative weights): such an
+        # image is computed with unit weights (finite forward *and* gradient; a `where` on a
+        # non-finite value alone would leak 0 * NaN into the gradient), then replaced by the baseline.
+        w_pix = torch.where(p.valid, groups(weights, scope).to(dtype).detach(), 1.0)
+        weights_ok = (torch.isfinite(w_pix) & (w_pix >= 0)).all(dim=-1)
+        w_pix = torch.where(weights_ok.unsqueeze(-1), w_pix, 1.0)
     ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg, explicit=weights is not None)
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
     baseline = _ssi_silog_value(d, g, None, p, cfg)
-    near = p.valid & (target_depth < threshold)
-    w_near = float_mask(near, dtype)
-    w_far = p.mask_f - w_near
+    w_near = float_mask(p.valid & (target_depth < threshold), dtype)
+    n_near = w_near.sum(dim=-1)
     if cfg.combine == "split":
+        w_far = p.mask_f - w_near
         near_loss = _ssi_silog_value(d, g, w_near, p, cfg)
         far_loss = _ssi_silog_value(d, g, w_far, p, cfg)
-        has_near = w_near.sum(-1) > 0
-        has_far = w_far.sum(-1) > 0
+        has_near, has_far = n_near > 0, (p.n - n_near) > 0
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
         total = torch.where(has_near & has_far, both, torch.where(has_near, near_loss, far_loss))
     else:
         total = torch.where(weights_ok, weighted, baseline)
     # seed issue 4 without a host sync: a non-finite image falls back to the unweighted loss
     total = torch.where(torch.isfinite(total), total, baseline)
+    return NearFieldTerms(total, p.count, _metrics(p, target_depth, w_near, n_near, threshold, total, ssi_value, silog_value, baseline, cfg))
 
-    has_valid = (p.count > 0).to(dtype)
-    err = (to_depth(p.pred.detach(), cfg.min_depth, cfg.max_depth) - target_depth).abs()
 
-    def batch_mean(v: Tensor) -> Tensor:
-        return safe_div((v.detach() * has_valid).sum(), has_valid.sum())
+def _metrics(
+    p: Prepared, target_depth: Tensor, w_near: Tensor, n_near: Tensor, threshold: Union[float, Tensor],
+    total: Tensor, ssi_value: Tensor, silog_value: Tensor, baseline: Tensor, cfg: NearFieldConfig,
+) -> Dict[str, Tensor]:  # fmt: skip
+    """Detached batch metrics; the depth error is computed without autograd (no backward buffers)."""
+    with torch.no_grad():
+        dtype = p.pred.dtype
+        has_valid = (p.count > 0).to(dtype)
+        err = to_depth(p.pred, cfg.min_depth, cfg.max_depth).sub_(target_depth).abs_()
+        near_sum = torch.linalg.vecdot(err, w_near)
+        all_sum = torch.linalg.vecdot(err, p.mask_f)
 
-    thr = threshold if isinstance(threshold, Tensor) else torch.tensor(threshold, dtype=dtype, device=p.pred.device)
-    metrics = {
-        "total": batch_mean(total),
-        "ssi": batch_mean(ssi_value),
-        "silog": batch_mean(silog_value),
-        "baseline": batch_mean(baseline),
-        "total_over_baseline": safe_div(batch_mean(total), batch_mean(baseline)),
-        "near_ratio": safe_div(w_near.sum(), p.n.sum()).detach(),
-        "near_mae": _region_mae(err, w_near),
-        "far_mae": _region_mae(err, w_far),
-        "threshold_t": thr.detach(),
-    }
-    return NearFieldTerms(total, p.count, metrics)
+        def batch_mean(v: Tensor) -> Tensor:
+            return safe_div((v * has_valid).sum(), has_valid.sum())
+
+        thr = threshold if isinstance(threshold, Tensor) else torch.tensor(threshold, dtype=dtype, device=p.pred.device)
+        return {
+            "total": batch_mean(total),
+            "ssi": batch_mean(ssi_value),
+            "silog": batch_mean(silog_value),
+            "baseline": batch_mean(baseline),
+            "total_over_baseline": safe_div(batch_mean(total), batch_mean(baseline)),
+            "near_ratio": safe_div(n_near.sum(), p.n.sum()),
+            "near_mae": safe_div(near_sum.sum(), n_near.sum()),
+            "far_mae": safe_div((all_sum - near_sum).sum(), (p.n - n_near).sum()),
+            "threshold_t": thr.detach(),
+        }
 
 
 @autocast_off

@@ -92,9 +92,9 @@ def _sum_pool2(x: Tensor) -> Tensor:
     return F.avg_pool2d(x, 2, 2, ceil_mode=True, divisor_override=1)
 
 
-def _target_level0(g: Tensor, m: Tensor, mode: str) -> _SparseLevel:
+def _target_level0(g: Tensor, m: Tensor, m_f: Tensor, mode: str) -> _SparseLevel:
     if mode == "mean":
-        return _SparseLevel(g, m, g, float_mask(m, g.dtype))
+        return _SparseLevel(g, m, g, m_f)
     if mode == "min":
         return _SparseLevel(g, m, torch.where(m, g, float("inf")), g)
     return _SparseLevel(g, m, g, g)
@@ -136,6 +136,7 @@ def scale_adaptive_terms(
     x = pred.to(dtype).reshape(pred.shape[0], pred.shape[-2], pred.shape[-1])
     g = target.to(dtype).reshape(x.shape)
     m = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.reshape(x.shape)
+    m_f = float_mask(m, dtype)
     g = torch.where(m, g, 0.0)
 
     alpha = schedule(progress, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end)
@@ -143,7 +144,7 @@ def scale_adaptive_terms(
     if isinstance(alpha, Tensor):
         alpha = alpha.to(device=x.device, dtype=dtype)
 
-    target_level = _target_level0(g, m, cfg.gt_downsample)
+    target_level = _target_level0(g, m, m_f, cfg.gt_downsample)
     x_l = x
     count0 = groups(m, scope).sum(dim=-1)
     weighted = []
@@ -154,7 +155,7 @@ def scale_adaptive_terms(
             target_level = _target_halve(target_level, cfg.gt_downsample)
         m_l = target_level.mask
         xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
-        wr = float_mask(mr, dtype)
+        wr = groups(m_f, scope) if level == 0 else float_mask(mr, dtype)
         count = count0 if level == 0 else mr.sum(dim=-1)
         p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
         g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
@@ -162,8 +163,12 @@ def scale_adaptive_terms(
         # T = α ĝ + b g and b = (1 − α)/s_g per row.
         unit = torch.maximum(g_norm.scale, cfg.scale_floor * g_norm.shift.abs())
         b = ((1.0 - alpha) / unit).unsqueeze(-1)
-        target_part = (g_norm.x_hat * alpha).addcmul_(gr, b)
-        residual = torch.addcmul(p_norm.x_hat * alpha - target_part, xr, b).mul_(wr)
+        neg_target = (g_norm.x_hat * -alpha).sub_(gr * b)  # no gradient to the target needed in place
+        if isinstance(alpha, Tensor):
+            residual = torch.addcmul(neg_target, p_norm.x_hat, alpha)
+        else:
+            residual = torch.add(neg_target, p_norm.x_hat, alpha=alpha)
+        residual = residual.addcmul_(xr, b).mul_(wr)
         n_valid = wr.sum(dim=-1)
         l1 = div_count(torch.linalg.vector_norm(residual, ord=1, dim=-1), n_valid)
         grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)

@@ -67,13 +67,27 @@ def near_field_weight_values(
 ) -> Tensor:
     """Unchecked :func:`near_field_weights` for any tensor shape (arguments already validated)."""
     d = torch.nan_to_num(depth, nan=float("inf"), neginf=float("inf"))  # every non-finite depth is far
+    return finite_near_field_weights(d, threshold, near_weight, transition, mode)
+
+
+def finite_near_field_weights(
+    depth: Tensor, threshold: Union[float, Tensor], near_weight: float, transition: float, mode: str
+) -> Tensor:
+    """:func:`near_field_weight_values` for depths without NaN (``+inf`` is fine), in one buffer."""
     if mode == "step":
-        return torch.where(d < threshold, torch.full_like(d, near_weight), torch.ones_like(d))
-    # w = 1 + (w_n - 1) * near with near in [0, 1], non-increasing in depth. (w_n - 1) is formed
-    # in the compute dtype, where it is exact, so w is exactly 1 where near = 0, exactly w_n
-    # where near = 1 and never leaves [1, w_n] (w_n + (1 - w_n) * far missed 1 by a few ulps).
-    if mode == "smooth":
-        near = 0.5 * (1.0 - torch.tanh((d - threshold) / transition))
-    else:
-        near = (((threshold + transition) - d) / (2.0 * transition)).clamp(0.0, 1.0)
-    return 1.0 + (torch.full_like(d, near_weight) - 1.0) * near
+        return torch.where(depth < threshold, near_weight, 1.0).to(depth.dtype)
+    # w = 1 + (w_n - 1) * near, near in [0, 1] and non-increasing in depth. (w_n - 1) is formed
+    # in the tensor's dtype, where it is exact, so w is exactly 1 where near = 0, exactly w_n
+    # where near = 1 and never leaves [1, w_n].
+    scale = torch.full((), near_weight, dtype=depth.dtype, device=depth.device) - 1.0
+    if depth.requires_grad and torch.is_grad_enabled():  # differentiable path (out of place)
+        if mode == "smooth":
+            near = 0.5 * (1.0 - torch.tanh((depth - threshold) / transition))
+        else:
+            near = ((threshold + transition - depth) / (2.0 * transition)).clamp(0.0, 1.0)
+        return near * scale + 1.0
+    if mode == "smooth":  # near = (1 - tanh((d - t) / τ)) / 2, in one buffer
+        near = (depth - threshold).mul_(1.0 / transition).tanh_().mul_(-0.5).add_(0.5)
+    else:  # near = clamp((t + τ - d) / 2τ, 0, 1)
+        near = (depth - (threshold + transition)).mul_(-1.0 / (2.0 * transition)).clamp_(0.0, 1.0)
+    return near.mul_(scale).add_(1.0)
