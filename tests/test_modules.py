@@ -649,7 +649,12 @@ def test_base_arguments_validated_in_init(name: str) -> None:
     with pytest.raises(ValueError, match="reduction"):
         cls(reduction="avg")
     with pytest.raises(ValueError, match="scope"):
-        cls(scope="global")
+        cls(scope="dataset")
+    if "global" not in loss_info(name).scopes:
+        with pytest.raises(ValueError, match="scope"):
+            cls(scope="global")
+    with pytest.raises(ValueError, match="reduction='none'"):
+        cls(scope="batch", reduction="none")
     with pytest.raises(ValueError, match="min_depth"):
         cls(min_depth=5.0, max_depth=5.0)
     with pytest.raises(ValueError, match="min_depth"):

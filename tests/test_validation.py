@@ -319,23 +319,47 @@ def test_bad_reduction(name: str, bad: Any) -> None:
         call_pair(name, depth(), depth(), reduction=bad)
 
 
-@pytest.mark.parametrize("bad", ("images", "global", None))
+# kernels whose statistics are sums and counts take scope="global" (all-reduced batch statistics)
+GLOBAL_PAIRS = ("ssi", "silog")
+
+
+@pytest.mark.parametrize("bad", ("images", "Batch", None))
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_bad_scope(name: str, bad: Any) -> None:
-    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch'"):
+    options = "'image', 'batch', 'global'" if name in GLOBAL_PAIRS else "'image', 'batch'"
+    with pytest.raises(ValueError, match=rf"^scope must be one of {options}, got"):
         call_pair(name, depth(), depth(), scope=bad)
 
 
 @pytest.mark.parametrize(
     "call",
     (
-        lambda: DF.masked_mean(depth(), scope="pixels"),
-        lambda: DF.masked_var(depth(), scope="pixels"),
+        lambda scope: DF.ssi_silog(depth(), depth(), scope=scope),
+        lambda scope: DF.near_field_ssi_silog(depth(), depth(), scope=scope),
+        lambda scope: DF.masked_mean(depth(), scope=scope),
+        lambda scope: DF.masked_var(depth(), scope=scope),
+    ),
+    ids=("ssi_silog", "near_field_ssi_silog", "masked_mean", "masked_var"),
+)
+def test_bad_scope_global_kernels(call: Callable[[str], Any]) -> None:
+    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch', 'global'"):
+        call("pixels")
+
+
+@pytest.mark.parametrize("name", sorted(set(PAIRS) - set(GLOBAL_PAIRS)))
+def test_scope_global_rejected_where_statistics_are_not_sums(name: str) -> None:
+    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch', got 'global'"):
+        call_pair(name, depth(), depth(), scope="global")
+
+
+@pytest.mark.parametrize(
+    "call",
+    (
         lambda: DF.masked_median(depth(), scope="pixels"),
         lambda: DF.mad_normalize(depth(), scope="pixels"),
         lambda: DF.gradient_matching(depth(), scope="pixels"),
     ),
-    ids=("masked_mean", "masked_var", "masked_median", "mad_normalize", "gradient_matching"),
+    ids=("masked_median", "mad_normalize", "gradient_matching"),
 )
 def test_bad_scope_statistics(call: Callable[[], Any]) -> None:
     with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch'"):

@@ -47,6 +47,8 @@ class LossInfo:
         uses_progress: whether the loss changes with training progress.
         per_image: whether it computes statistics per image (so it is DDP-invariant with
             ``reduction="mean"`` and equal images per rank).
+        scopes: the ``scope`` values it accepts (``"global"``: batch statistics all-reduced
+            across ranks).
         when: when to use it.
         aliases: other accepted names.
         functional: the functional kernel the module wraps, if there is one.
@@ -61,6 +63,7 @@ class LossInfo:
     invariances: Tuple[str, ...] = ()
     uses_progress: bool = False
     per_image: bool = True
+    scopes: Tuple[str, ...] = ("image", "batch")
     when: str = ""
     aliases: Tuple[str, ...] = ()
     functional: Optional[Callable[..., Any]] = None
@@ -149,6 +152,7 @@ def register_loss(
             invariances=tuple(invariances),
             uses_progress=uses_progress,
             per_image=per_image,
+            scopes=tuple(getattr(cls, "scopes", ("image", "batch"))),
             when=when,
             aliases=tuple(names[1:]),
             functional=functional,

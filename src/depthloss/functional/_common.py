@@ -12,6 +12,7 @@ from typing import Any, Callable, Literal, NamedTuple, Optional, Tuple, TypeVar
 import torch
 from torch import Tensor
 
+from depthloss.functional._distributed import all_reduce_max
 from depthloss.functional._checks import (
     check_choice,
     check_depth_map,
@@ -22,9 +23,13 @@ from depthloss.functional._checks import (
 
 Reduction = Literal["mean", "sum", "none"]
 Scope = Literal["image", "batch"]
+GlobalScope = Literal["image", "batch", "global"]
 
 REDUCTIONS = ("mean", "sum", "none")
 SCOPES = ("image", "batch")
+# "global": batch statistics all-reduced over the default process group (the kernels whose
+# statistics are sums and counts; see depthloss.functional._distributed)
+GLOBAL_SCOPES = ("image", "batch", "global")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,27 +66,27 @@ def autocast_off(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_reduction(reduction: str, scope: str) -> None:
-    """Validate ``reduction`` and ``scope`` together."""
+def check_reduction(reduction: str, scope: str, scopes: Tuple[str, ...] = SCOPES) -> None:
+    """Validate ``reduction`` and ``scope`` (one of ``scopes``) together."""
     check_choice("reduction", reduction, REDUCTIONS)
-    check_choice("scope", scope, SCOPES)
-    if scope == "batch" and reduction == "none":
+    check_choice("scope", scope, scopes)
+    if scope != "image" and reduction == "none":
         raise ValueError(
-            "reduction='none' returns one value per image and needs scope='image'; "
-            "scope='batch' pools the whole batch into a single value"
+            f"reduction='none' returns one value per image and needs scope='image'; "
+            f"scope={scope!r} pools the whole batch into a single value"
         )
 
 
 def groups(x: Tensor, scope: str) -> Tensor:
     """Flatten a depth map to ``(G, N)``: one row per image, or one row for the batch."""
-    if scope == "batch":
+    if scope != "image":  # "batch" and "global" (whose rows are then all-reduced)
         return x.reshape(1, -1)
     return x.reshape(x.shape[0], -1)
 
 
 def per_image(stat: Tensor, batch_size: int, scope: str) -> Tensor:
     """Broadcast a per-group statistic back to shape ``(B,)``."""
-    if scope == "batch":
+    if scope != "image":
         return stat.expand(batch_size)
     return stat
 
@@ -113,11 +118,14 @@ class Prepared:
     user weights, so ``w`` is the 0/1 mask.
     """
 
-    def __init__(self, pred: Tensor, target: Tensor, valid: Tensor, weights: Optional[Tensor]) -> None:
+    def __init__(
+        self, pred: Tensor, target: Tensor, valid: Tensor, weights: Optional[Tensor], scope: str = "image"
+    ) -> None:
         self.pred = pred
         self.target = target
         self.valid = valid
         self.unit = weights is None
+        self.scope = scope
         self._weights = weights
         self._w: Optional[Tensor] = None
         self._mask_f: Optional[Tensor] = None
@@ -126,7 +134,7 @@ class Prepared:
     @property
     def w(self) -> Tensor:
         if self._w is None:
-            self._w = valid_weights(self.valid, self._weights, self.pred.dtype)
+            self._w = valid_weights(self.valid, self._weights, self.pred.dtype, self.scope)
         return self._w
 
     @property
@@ -193,7 +201,7 @@ def prepare(
             p = torch.where(valid, p, fill)
             t = torch.where(valid, t, fill)
     w = None if weights is None else groups(weights, scope).to(dtype)
-    return Prepared(p, t, valid, w)
+    return Prepared(p, t, valid, w, scope)
 
 
 class PreparedOne(NamedTuple):
@@ -218,14 +226,15 @@ def prepare_one(
     check_mask(mask, x, name)
     check_weights(weights, x, name)
     v, valid, w = _flatten_checked(x, mask, weights, scope, compute_dtype(x, weights), fill)
-    return PreparedOne(v, valid, valid_weights(valid, w, v.dtype), valid.sum(dim=-1))
+    return PreparedOne(v, valid, valid_weights(valid, w, v.dtype, scope), valid.sum(dim=-1))
 
 
-def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype) -> Tensor:
+def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype, scope: str = "image") -> Tensor:
     """Float weights that are 0 at invalid pixels (weights at invalid pixels may be anything).
 
     User weights are rescaled per row to a largest weight of 1 (every kernel that takes
-    ``weights`` is invariant to their scale).
+    ``weights`` is invariant to their scale); under ``scope="global"`` by the largest weight
+    over all ranks, so the shards' weights stay comparable.
     """
     if weights is None:
         return float_mask(valid, dtype)
@@ -233,7 +242,7 @@ def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype) 
     # Weighted statistics ignore the scale of w: dividing each row by its (detached) largest
     # weight changes no value or gradient, and keeps tiny (subnormal) or huge weights from
     # underflowing or overflowing the sums and their gradients.
-    top = w.detach().amax(dim=-1, keepdim=True)
+    top = all_reduce_max(w.detach().amax(dim=-1, keepdim=True), scope)
     return w / torch.where(top > 0, top, torch.ones_like(top))
 
 

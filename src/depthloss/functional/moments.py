@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_choice
-from depthloss.functional._common import SCOPES, Scope, autocast_off, per_image, prepare_one, div_count
+from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, autocast_off, div_count, per_image, prepare_one
+from depthloss.functional._distributed import all_reduce_sum, global_active
 
 __all__ = ["masked_mean", "masked_var"]
 
@@ -75,9 +76,17 @@ def moments(x: Tensor, w: Tensor, sw: Optional[Tensor] = None) -> Moments:
     return Moments(w.sum(dim=-1) if sw is None else sw, s1, s2)
 
 
+def all_reduce_moments(m: Moments, scope: str) -> Moments:
+    """``m`` summed over the ranks under an active ``scope="global"`` (one collective), else ``m``."""
+    if not global_active(scope):
+        return m
+    return Moments(*all_reduce_sum(m.sw.to(m.swx.dtype), m.swx, m.swx2, scope=scope))
+
+
 def pair_moments(x: Tensor, p: Any) -> Moments:
-    """Moments of a map derived from a :class:`Prepared` pair that is 0 off-mask."""
-    return unit_moments(x, p.mask_f, p.n) if p.unit else moments(x, p.w)
+    """Moments of a map derived from a :class:`Prepared` pair that is 0 off-mask (all-reduced under ``scope="global"``)."""
+    m = unit_moments(x, p.mask_f, p.n) if p.unit else moments(x, p.w)
+    return all_reduce_moments(m, p.scope)
 
 
 def unit_moments(x: Tensor, mask_f: Tensor, n: Tensor) -> Moments:
@@ -95,7 +104,7 @@ def masked_mean(
     mask: Optional[Tensor] = None,
     weights: Optional[Tensor] = None,
     *,
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
 ) -> Tensor:
     r"""Weighted mean of the valid pixels of each image.
 
@@ -106,7 +115,8 @@ def masked_mean(
         mask: bool, same shape; ``None`` means every pixel is valid.
         weights: non-negative float weights, same shape (default 1). Values at invalid
             pixels are ignored.
-        scope: ``"image"`` (default) or ``"batch"`` to pool the whole batch.
+        scope: ``"image"`` (default), ``"batch"`` to pool the whole batch, or ``"global"``
+            to pool the batch over all ranks of the default process group.
 
     Returns:
         ``(B,)`` means, 0 for images without valid pixels (or zero total weight). Under
@@ -118,9 +128,9 @@ def masked_mean(
         >>> masked_mean(x, mask)
         tensor([2.])
     """
-    check_choice("scope", scope, SCOPES)
+    check_choice("scope", scope, GLOBAL_SCOPES)
     p = prepare_one(x, mask, weights, scope)
-    return per_image(moments(p.x, p.w).mean, x.shape[0], scope)
+    return per_image(all_reduce_moments(moments(p.x, p.w), scope).mean, x.shape[0], scope)
 
 
 @autocast_off
@@ -129,7 +139,7 @@ def masked_var(
     mask: Optional[Tensor] = None,
     weights: Optional[Tensor] = None,
     *,
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
 ) -> Tensor:
     r"""Weighted (population) variance of the valid pixels of each image.
 
@@ -142,7 +152,7 @@ def masked_var(
         x: ``(B, 1, H, W)`` or ``(B, H, W)`` floating map.
         mask: bool, same shape; ``None`` means every pixel is valid.
         weights: non-negative float weights, same shape (default 1).
-        scope: ``"image"`` (default) or ``"batch"``.
+        scope: ``"image"`` (default), ``"batch"`` or ``"global"`` (all ranks).
 
     Returns:
         ``(B,)`` variances, 0 for images without valid pixels.
@@ -153,9 +163,10 @@ def masked_var(
         >>> masked_var(x, mask)
         tensor([0.6667])
     """
-    check_choice("scope", scope, SCOPES)
+    check_choice("scope", scope, GLOBAL_SCOPES)
     p = prepare_one(x, mask, weights, scope)
-    m = moments(p.x, p.w)
+    m = all_reduce_moments(moments(p.x, p.w), scope)
     centred = p.x - m.mean.unsqueeze(-1)
-    var = div_count((p.w * centred * centred).sum(dim=-1), m.sw)
+    (spread,) = all_reduce_sum((p.w * centred * centred).sum(dim=-1), scope=scope)
+    var = div_count(spread, m.sw)
     return per_image(var, x.shape[0], scope)

@@ -12,6 +12,8 @@ from depthloss.functional._checks import check_choice, check_float, check_weight
 from depthloss.functional._common import (
     Prepared,
     Reduction,
+    GlobalScope,
+    GLOBAL_SCOPES,
     Scope,
     autocast_off,
     check_reduction,
@@ -25,7 +27,8 @@ from depthloss.functional._common import (
 from depthloss.functional.conversions import check_depth_range, to_depth
 from depthloss.functional._fused import masked_diff
 from depthloss.functional.grad_clip import clamp_grad
-from depthloss.functional.moments import moments, unit_moments
+from depthloss.functional._distributed import all_reduce_max, all_reduce_min, all_reduce_sum
+from depthloss.functional.moments import all_reduce_moments, moments, unit_moments
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, schedule
 from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
@@ -145,8 +148,8 @@ def near_threshold_at(progress: Progress, cfg: NearFieldConfig) -> Union[float, 
 
 def _ssi_silog_value(d: Tensor, g: Tensor, w: Optional[Tensor], p: Prepared, cfg: NearFieldConfig) -> Tensor:
     """``ssi_weight * SSI(d) + silog_weight * SILog(g)`` with moments weighted by ``w`` (None: unit)."""
-    ssi_m = unit_moments(d, p.mask_f, p.n) if w is None else moments(d, w)
-    silog_m = unit_moments(g, p.mask_f, p.n) if w is None else moments(g, w)
+    ssi_m = all_reduce_moments(unit_moments(d, p.mask_f, p.n) if w is None else moments(d, w), p.scope)
+    silog_m = all_reduce_moments(unit_moments(g, p.mask_f, p.n) if w is None else moments(g, w), p.scope)
     ssi_value = ssi_from_moments(ssi_m, cfg.alpha)
     silog_value = silog_from_moments(silog_m, cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
     return cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
@@ -168,21 +171,27 @@ def _weighted_terms(
     if cfg.ssi_weighting == "weighted-mean":  # SSI with weighted moments
         w = w_pix
         if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
-            w = w / (w * p.mask_f).amax(dim=-1, keepdim=True).clamp(min=torch.finfo(w.dtype).tiny)
-        ssi_value = ssi_from_moments(moments(d, w, torch.linalg.vecdot(w, p.mask_f)), cfg.alpha)
+            top = all_reduce_max((w * p.mask_f).amax(dim=-1, keepdim=True), p.scope)
+            w = w / top.clamp(min=torch.finfo(w.dtype).tiny)
+        m = moments(d, w, torch.linalg.vecdot(w, p.mask_f))
+        ssi_value = ssi_from_moments(all_reduce_moments(m, p.scope), cfg.alpha)
     else:  # the seed's d * w / w̄, for reproduction
         if cfg.ssi_weight_norm == "fixed":
             w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
         else:
-            w_bar = div_count(torch.linalg.vecdot(w_pix, p.mask_f).sum(), p.n.sum()).clamp(min=torch.finfo(d.dtype).tiny)
+            sum_w, n = all_reduce_sum(torch.linalg.vecdot(w_pix, p.mask_f).sum(), p.n.sum(), scope=p.scope)
+            w_bar = div_count(sum_w, n).clamp(min=torch.finfo(d.dtype).tiny)
         w_norm = (w_pix / w_bar).clamp_(*cfg.ssi_weight_clamp)
-        ssi_value = ssi_from_moments(unit_moments(w_norm.mul_(d), p.mask_f, p.n), cfg.alpha)
+        m = unit_moments(w_norm.mul_(d), p.mask_f, p.n)
+        ssi_value = ssi_from_moments(all_reduce_moments(m, p.scope), cfg.alpha)
 
     # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
     u = torch.sqrt(w_pix)
-    mean_u = div_count(torch.linalg.vecdot(u, p.mask_f), p.n).clamp(min=1e-12)
+    sum_u, n = all_reduce_sum(torch.linalg.vecdot(u, p.mask_f), p.n, scope=p.scope)
+    mean_u = div_count(sum_u, n).clamp(min=1e-12)
     u.div_(mean_u.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
-    silog_value = silog_from_moments(unit_moments(u.mul_(g), p.mask_f, p.n), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    m = unit_moments(u.mul_(g), p.mask_f, p.n)
+    silog_value = silog_from_moments(all_reduce_moments(m, p.scope), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
     return ssi_value, silog_value
 
 
@@ -217,7 +226,7 @@ def near_field_terms(
         # image is computed with unit weights (finite forward *and* gradient; a `where` on a
         # non-finite value alone would leak 0 * NaN into the gradient), then replaced by the baseline.
         w_pix = torch.where(p.valid, groups(weights, scope).to(dtype).detach(), 1.0)
-        weights_ok = (torch.isfinite(w_pix) & (w_pix >= 0)).all(dim=-1)
+        weights_ok = all_reduce_min((torch.isfinite(w_pix) & (w_pix >= 0)).all(dim=-1), scope)
         w_pix = torch.where(weights_ok.unsqueeze(-1), w_pix, 1.0)
     ssi_value, silog_value = _weighted_terms(d, g, p, w_pix, cfg, explicit=weights is not None)
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
@@ -229,7 +238,8 @@ def near_field_terms(
         w_far = p.mask_f - w_near
         near_loss = _ssi_silog_value(d, g, w_near, p, cfg)
         far_loss = _ssi_silog_value(d, g, w_far, p, cfg)
-        has_near, has_far = n_near > 0, (p.n - n_near) > 0
+        n_near_all, n_all = all_reduce_sum(n_near, p.n, scope=scope)
+        has_near, has_far = n_near_all > 0, (n_all - n_near_all) > 0
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
         total = torch.where(has_near & has_far, both, torch.where(has_near, near_loss, far_loss))
     else:
@@ -277,7 +287,7 @@ def near_field_ssi_silog(
     weights: Optional[Tensor] = None,
     *,
     reduction: Reduction = "mean",
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
     **params: Any,
 ) -> Tensor:
     r"""Near-field-weighted SSI (inverse depth) + SILog (depth), the seed's analysis fixed.
@@ -316,7 +326,8 @@ def near_field_ssi_silog(
         progress: training progress in ``[0, 1]`` (float or 0-dim tensor).
         weights: optional explicit per-pixel weights (replace the near-field weights).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
-        scope: ``"image"`` (default) or ``"batch"``.
+        scope: ``"image"`` (default), ``"batch"``, or ``"global"``
+            (the batch statistics summed over all ranks of the default process group)
         **params: hyper-parameters, the fields of :class:`NearFieldConfig` (``alpha=0.85,
             silog_ratio=10, silog_ratio2=0.85, ssi_weight=0.7, silog_weight=0.3,
             near_threshold=1.0, near_weight=5.0, transition=0.3, weight_mode="smooth",
@@ -330,6 +341,6 @@ def near_field_ssi_silog(
         >>> near_field_ssi_silog(target_inv, target_inv) < 1e-3
         tensor(True)
     """
-    check_reduction(reduction, scope)
+    check_reduction(reduction, scope, GLOBAL_SCOPES)
     t = near_field_terms(pred_inv, target_inv, mask, progress, weights, NearFieldConfig(**params), scope)
     return reduce_images(t.value, t.count, reduction)

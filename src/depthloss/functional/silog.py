@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_float
-from depthloss.functional._common import Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
+from depthloss.functional._common import Reduction, GLOBAL_SCOPES, GlobalScope, Scope, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional._fused import masked_log_ratio
 from depthloss.functional.conversions import DEFAULT_EPS, inverse_bounds
 from depthloss.functional.moments import Moments, pair_moments
@@ -60,7 +60,7 @@ def silog(
     eps: float = 1e-8,
     *,
     reduction: Reduction = "mean",
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
 ) -> Tensor:
     r"""Scale-invariant log loss on metric depth.
 
@@ -82,7 +82,8 @@ def silog(
         weights: optional non-negative per-pixel weights (weighted moments).
         eps: added inside the square root, ``>= 0`` (default ``1e-8``, the seed's).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
-        scope: ``"image"`` (default) or ``"batch"`` (packnet-sfm pools the batch).
+        scope: ``"image"`` (default), ``"batch"`` (packnet-sfm pools the batch), or ``"global"``
+            (the batch statistics summed over all ranks of the default process group)
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``. Images without valid pixels give 0.
@@ -97,7 +98,7 @@ def silog(
     check_float("lambd", lambd, low=0.0, high=1.0)
     check_float("ratio", ratio, low=0.0, low_inclusive=False)
     check_float("eps", eps, low=0.0)
-    check_reduction(reduction, scope)
+    check_reduction(reduction, scope, GLOBAL_SCOPES)
     p = prepare(pred_depth, target_depth, mask, weights, scope, fill=None, pred_name="pred_depth", target_name="target_depth")
     value = silog_from_moments(pair_moments(masked_log_ratio(p.pred, p.target, p.valid), p), lambd, ratio, eps)
     return reduce_images(value, p.count, reduction)

@@ -10,6 +10,8 @@ from torch import Tensor
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import (
     Reduction,
+    GlobalScope,
+    GLOBAL_SCOPES,
     Scope,
     autocast_off,
     check_reduction,
@@ -45,7 +47,7 @@ def ssi(
     weights: Optional[Tensor] = None,
     *,
     reduction: Reduction = "mean",
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
 ) -> Tensor:
     r"""The seed's scale-invariant loss on ``d = pred - target`` (usually inverse depth).
 
@@ -64,7 +66,8 @@ def ssi(
         alpha: weight of the squared mean, ``>= 0`` (default 0.85, the seed's).
         weights: optional non-negative per-pixel weights.
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
-        scope: ``"image"`` (default) or ``"batch"`` (packnet-sfm / seed pooling).
+        scope: ``"image"`` (default), ``"batch"`` (packnet-sfm / seed pooling), or ``"global"``
+            (the batch statistics summed over all ranks of the default process group)
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``.
@@ -77,7 +80,7 @@ def ssi(
         tensor(0.0085)
     """
     check_float("alpha", alpha, low=0.0)
-    check_reduction(reduction, scope)
+    check_reduction(reduction, scope, GLOBAL_SCOPES)
     p = prepare(pred, target, mask, weights, scope, fill=None)
     value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
     return reduce_images(value, p.count, reduction)

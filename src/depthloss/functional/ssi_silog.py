@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 from torch import Tensor
 
 from depthloss.functional._checks import check_float
-from depthloss.functional._common import Prepared, Reduction, Scope, autocast_off, check_reduction, prepare, reduce_images
+from depthloss.functional._common import Prepared, Reduction, GLOBAL_SCOPES, GlobalScope, Scope, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional.conversions import check_depth_range
 from depthloss.functional.moments import pair_moments
 from depthloss.functional._fused import masked_diff
@@ -64,7 +64,7 @@ def ssi_silog(
     weights: Optional[Tensor] = None,
     *,
     reduction: Reduction = "mean",
-    scope: Scope = "image",
+    scope: GlobalScope = "image",
 ) -> Tensor:
     r"""``ssi_weight * SSI(inverse depth) + silog_weight * SILog(depth)`` (the seed's ``SSISilogLoss``).
 
@@ -87,7 +87,8 @@ def ssi_silog(
         max_depth: optional upper depth clamp for the SILog term.
         weights: optional non-negative per-pixel weights (weighted moments in both terms).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
-        scope: ``"image"`` (default) or ``"batch"`` (the seed pools the batch).
+        scope: ``"image"`` (default), ``"batch"`` (the seed pools the batch), or ``"global"``
+            (the batch statistics summed over all ranks of the default process group)
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``.
@@ -99,7 +100,7 @@ def ssi_silog(
     """
     check_ssi_silog_args(alpha, silog_ratio, silog_ratio2, ssi_weight, silog_weight)
     check_depth_range(min_depth, max_depth)
-    check_reduction(reduction, scope)
+    check_reduction(reduction, scope, GLOBAL_SCOPES)
     p = prepare(pred_inv, target_inv, mask, weights, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
     t = ssi_silog_terms(p, alpha, silog_ratio, silog_ratio2, min_depth, max_depth)
     return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, p.count, reduction)

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from depthloss.functional._checks import check_choice, check_mask, check_pair, check_progress
-from depthloss.functional._common import check_reduction, compute_dtype
+from depthloss.functional._common import SCOPES, check_reduction, compute_dtype
 from depthloss.functional.conversions import inverse_bounds, check_depth_range, clamp_valid, to_depth, to_inverse
 
 __all__ = ["DepthLoss", "InputSpace", "valid_mask"]
@@ -41,7 +41,9 @@ class DepthLoss(nn.Module):
         input_space: what ``pred`` and ``target`` hold: ``"inverse"`` depth (default, the
             seeds' convention) or metric ``"depth"``.
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
-        scope: ``"image"`` (per-image statistics, default) or ``"batch"``.
+        scope: ``"image"`` (per-image statistics, default) or ``"batch"``; losses whose
+            statistics are sums and counts (:attr:`scopes`) also take ``"global"``: batch
+            statistics all-reduced over the default process group (``"batch"`` without one).
         min_depth: optional lower clamp of valid depths (``>= 0``; 0 means none).
         max_depth: optional upper clamp of valid depths. Losses computed on the maps as given
             (``loss_space="input"``: l1, mse, berhu) are not clamped.
@@ -49,6 +51,8 @@ class DepthLoss(nn.Module):
 
     loss_space: ClassVar[LossSpace] = "input"
     uses_progress: ClassVar[bool] = False
+    #: the ``scope`` values the loss accepts
+    scopes: ClassVar[Tuple[str, ...]] = SCOPES
 
     metrics: Dict[str, Tensor]
     _progress: Tensor
@@ -64,7 +68,7 @@ class DepthLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_choice("input_space", input_space, INPUT_SPACES)
-        check_reduction(reduction, scope)
+        check_reduction(reduction, scope, self.scopes)
         check_depth_range(min_depth, max_depth)
         self.input_space = input_space
         self.reduction = reduction

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 from torch import Tensor
 
 import depthloss.functional as DF
+from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.functional._common import reduce_images
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.near_field import NearFieldConfig, near_field_terms, near_threshold_at
@@ -56,6 +57,7 @@ class NearFieldSSISilog(DepthLoss):
 
     config_class = NearFieldConfig
     loss_space = "inverse"
+    scopes = GLOBAL_SCOPES
     uses_progress = True
 
     def __init__(self, *, min_depth: Optional[float] = None, max_depth: Optional[float] = None, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ __all__ = ["ScaleAdaptiveLoss"]
     summary="MAD-normalized/metric residual blend over a sparse-aware pyramid, alpha scheduled",
     formula="sum_l w_l [(1-lambda) mean|R| + lambda sobel(R)], R = a (p^ - g^) + (1-a) (p - g)/s_g",
     loss_space="depth",
-    invariances=("scale", "shift"),
+    invariances=(),  # only while alpha_t = 1; the default schedule ends metric
     uses_progress=True,
     when="Depth completion from sparse LiDAR: relative structure first, metric scale later.",
     functional=DF.scale_adaptive,

@@ -7,6 +7,7 @@ from typing import Any, Dict, Tuple, Union
 from torch import Tensor
 
 import depthloss.functional as DF
+from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.functional._checks import check_float
 from depthloss.nn.base import DepthLoss
 from depthloss.registry import register_loss
@@ -40,6 +41,7 @@ class SILogLoss(DepthLoss):
     """
 
     loss_space = "depth"
+    scopes = GLOBAL_SCOPES
 
     def __init__(self, lambd: float = 0.85, ratio: float = 10.0, eps: float = 1e-8, **kwargs: Any) -> None:
         super().__init__(**kwargs)

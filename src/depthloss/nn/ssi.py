@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 import depthloss.functional as DF
+from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.functional._checks import check_choice, check_float
 from depthloss.functional._common import prepare, reduce_images
 from depthloss.functional.schedules import SCHEDULE_KINDS, ScheduleKind, schedule
@@ -37,6 +38,7 @@ class SSILoss(DepthLoss):
     """
 
     loss_space = "inverse"
+    scopes = GLOBAL_SCOPES
 
     def __init__(self, alpha: float = 0.85, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -70,6 +72,7 @@ class SSISilogLoss(DepthLoss):
     """
 
     loss_space = "inverse"
+    scopes = GLOBAL_SCOPES
 
     def __init__(
         self,
