@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -56,7 +56,7 @@ class TinyDepthNet(nn.Module):
         [(2, 1, 64, 96), (2, 1, 32, 48), (2, 1, 16, 24), (2, 1, 8, 12)]
     """
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 48, 64), min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH):
+    def __init__(self, channels: Sequence[int] = (8, 16, 32, 64), min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH):
         super().__init__()
         c = list(channels)
         self.stem = nn.Sequential(_conv(3, c[0]), _conv(c[0], c[0]))
@@ -85,8 +85,9 @@ class TinyDepthNet(nn.Module):
 class DemoConfig:
     """Settings of a demo run (the command-line flags)."""
 
-    steps: int = 500
+    steps: int = 600
     batch_size: int = 8
+    channels: Tuple[int, ...] = (8, 16, 32, 64)
     height: int = 96
     width: int = 160
     train_scenes: int = 384
@@ -179,7 +180,7 @@ def train_one(name: str, cfg: DemoConfig, data: Optional[Dict[str, synthetic.Sce
     data = data or _data(cfg)
     method = name if not cfg.sparse or name.startswith("sparse-") else f"sparse-{name}"
     torch.manual_seed(cfg.seed)
-    net = TinyDepthNet()
+    net = TinyDepthNet(cfg.channels)
     criterion = SupervisedLoss(method, num_scales=4)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)

@@ -3,9 +3,9 @@
 Losses whose batch statistics are sums and counts (weighted moments ``Σw``, ``Σw·x``,
 ``Σw·x²``) can compute them on every rank's shard and add them up: with the sums
 all-reduced, every rank evaluates the loss of the *whole* distributed batch, exactly what
-``scope="batch"`` gives on one device. The reduction of differentiable sums goes through
-:func:`torch.distributed.nn.functional.all_reduce`, whose backward all-reduces the incoming
-gradients: every rank's loss depends on every shard, and after DistributedDataParallel
+``scope="batch"`` gives on one device. Differentiable sums are reduced with the functional
+``all_reduce`` (``torch.distributed.nn.functional.all_reduce`` on older torch), whose
+backward all-reduces the incoming gradients: every rank's loss depends on every shard, and after DistributedDataParallel
 averages the parameter gradients over ``R`` ranks they equal the single-device gradient of
 the batch-scope loss (``R`` identical losses, each back-propagated with an ``R``-fold
 all-reduced gradient, divided by ``R``). Shards may hold different numbers of images.
@@ -40,13 +40,22 @@ def all_reduce_sum(*tensors: Tensor, scope: str) -> Tuple[Tensor, ...]:
         return tensors
     flat = torch.cat([t.reshape(-1) for t in tensors])
     if flat.requires_grad:
-        from torch.distributed.nn.functional import all_reduce
-
-        flat = all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
+        flat = _differentiable_all_reduce(flat)
     else:
         flat = flat.clone()  # never reduce into a caller's (or another helper's) buffer
         torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
     return tuple(part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
+
+
+def _differentiable_all_reduce(flat: Tensor) -> Tensor:
+    """Sum over the ranks with a backward that sums the gradients over the ranks."""
+    from torch.distributed import _functional_collectives as funcol
+
+    if hasattr(funcol, "all_reduce_backward"):  # recent torch: functional all_reduce has autograd
+        return funcol.wait_tensor(funcol.all_reduce(flat, "sum", torch.distributed.group.WORLD))
+    from torch.distributed.nn.functional import all_reduce  # older torch (deprecated in newer ones)
+
+    return all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
 
 
 def _all_reduce_detached(x: Tensor, op: str) -> Tensor:
