@@ -88,3 +88,31 @@ def test_cli_compare_runs_and_prints_table(capsys: pytest.CaptureFixture, monkey
 def test_cli_errors(argv, message: str) -> None:
     with pytest.raises((SystemExit, ValueError), match=message):
         cli.main(argv)
+
+
+def _history_results(data) -> list:
+    cfg = DemoConfig(steps=3, batch_size=2, height=48, width=80, train_scenes=96, test_scenes=16, log_every=1000)
+    return [train_one("scale-adaptive", cfg, data), train_one("l1", cfg, data)]
+
+
+def test_plot_without_matplotlib_says_so(data, tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    path = tmp_path / "curves.png"
+    assert demo.plot_history(_history_results(data), str(path)) is False
+    assert not path.exists() and "pip install 'depthloss[plot]'" in capsys.readouterr().err
+
+
+def test_plot_with_matplotlib(data, tmp_path) -> None:
+    pytest.importorskip("matplotlib", reason="the optional 'plot' extra is not installed")
+    path = tmp_path / "curves.png"
+    assert demo.plot_history(_history_results(data), str(path)) is True
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
