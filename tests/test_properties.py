@@ -706,3 +706,28 @@ def test_depth_inverse_round_trip(data, junk, dtype):
     x = depth.clone().requires_grad_(True)
     (g,) = torch.autograd.grad(F.depth_to_inv(x).sum(), x)
     assert torch.isfinite(g).all() and (g[~mask] == 0).all()
+
+
+# ---------------------------------------------------------------------------------------------
+# the branch-free CPU select behind the fused primitives
+# ---------------------------------------------------------------------------------------------
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    fill=st.sampled_from([0.0, -0.0, 1.0, -2.5, 1e-38, float("inf")]),
+    inplace=st.booleans(),
+    shared=st.booleans(),
+)
+def test_select_is_bitwise_torch_where(data, dtype: torch.dtype, fill: float, inplace: bool, shared: bool) -> None:
+    from depthloss.functional._fused import int_mask, select
+
+    n = data.draw(st.integers(1, 64))
+    values = data.draw(st.lists(st.sampled_from([0.0, -0.0, 1.5, -3.0, 1e-300, float("nan"), float("inf"), -float("inf")]), min_size=n, max_size=n))
+    valid = torch.tensor(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    x = torch.tensor(values, dtype=dtype)
+    want = torch.where(valid, x, fill)
+    got = select(valid, x.clone() if inplace else x, fill, int_mask(valid, dtype) if shared else None, inplace=inplace)
+    assert got.dtype == dtype
+    # bit-identical (NaN payloads and signed zeros included)
+    assert torch.equal(got.view(torch.int64 if dtype == torch.float64 else torch.int32),
+                       want.view(torch.int64 if dtype == torch.float64 else torch.int32))

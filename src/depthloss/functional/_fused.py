@@ -7,18 +7,66 @@ maps by one forward buffer and one backward buffer each. They are ``autograd.Fun
 so ``torch.compile(fullgraph=True)`` traces them, and ``tests/`` gradchecks them through
 every kernel that uses them.
 
-Invalid pixels are replaced *before* any arithmetic (``torch.where``), so non-finite values
-there never reach the forward or the backward: their gradient is exactly 0.
+Invalid pixels are replaced *before* any arithmetic (:func:`select`, ``torch.where``'s
+semantics), so non-finite values there never reach the forward or the backward: their
+gradient is exactly 0.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import struct
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["masked_diff", "masked_log_ratio", "masked_reciprocal"]
+__all__ = ["int_mask", "masked_diff", "masked_log_ratio", "masked_reciprocal", "select"]
+
+# float dtype -> (same-width integer dtype, struct formats) for the bitwise select
+_BITS: Dict[torch.dtype, Tuple[torch.dtype, str, str]] = {
+    torch.float32: (torch.int32, "<f", "<i"),
+    torch.float64: (torch.int64, "<d", "<q"),
+}
+
+
+def _bitwise_ok(x: Tensor) -> bool:
+    """Whether :func:`select` may take its branch-free CPU path for ``x``."""
+    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
+        return False
+    return not (x.requires_grad and torch.is_grad_enabled())  # bit views carry no gradient
+
+
+def int_mask(valid: Tensor, dtype: torch.dtype) -> Tensor:
+    """``valid`` as integers of ``dtype``'s width: all bits set where true, 0 where false."""
+    return valid.view(torch.uint8).to(_BITS[dtype][0]).neg_()
+
+
+def select(valid: Tensor, x: Tensor, fill: float, bits: Optional[Tensor] = None, inplace: bool = False) -> Tensor:
+    """``torch.where(valid, x, fill)``: ``x`` where valid, the constant ``fill`` elsewhere (NaN/inf included).
+
+    On the CPU ``torch.where`` branches per element and runs 3-7x slower on a random mask
+    than this branch-free form on the float's bit pattern: ``((x ^ f) & m) ^ f`` with ``m``
+    all ones where valid (``x & m`` for ``fill = 0``). Exact, including non-finite ``x``.
+    Elsewhere (CUDA, ``torch.compile``, half precision, or ``x`` needing a gradient) it is
+    ``torch.where``. ``bits`` may pass a precomputed :func:`int_mask` shared by several calls;
+    ``inplace=True`` may overwrite ``x`` (a temporary the caller owns) on the CPU path.
+    """
+    if not _bitwise_ok(x):
+        return torch.where(valid, x, fill)
+    itype, ffmt, ifmt = _BITS[x.dtype]
+    m = int_mask(valid, x.dtype) if bits is None else bits
+    xi = x.view(itype)
+    fill_bits = struct.unpack(ifmt, struct.pack(ffmt, fill))[0]
+    if fill_bits == 0:  # +0.0
+        return (xi.bitwise_and_(m) if inplace else xi & m).view(x.dtype)
+    out = xi.bitwise_xor_(fill_bits) if inplace else xi ^ fill_bits
+    out &= m
+    out ^= fill_bits
+    return out.view(x.dtype)
+
+
+def _shared_bits(valid: Tensor, x: Tensor) -> Optional[Tensor]:
+    return int_mask(valid, x.dtype) if _bitwise_ok(x) else None
 
 
 def _float(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -30,12 +78,12 @@ class _MaskedDiff(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
         ctx.save_for_backward(valid)
-        return torch.where(valid, a - b, 0.0)
+        return select(valid, a - b, 0.0, inplace=True)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None]:
         (valid,) = ctx.saved_tensors
-        grad_a = torch.where(valid, grad, 0.0) if any(ctx.needs_input_grad[:2]) else None
+        grad_a = select(valid, grad, 0.0) if any(ctx.needs_input_grad[:2]) else None
         grad_b = -grad_a if grad_a is not None and ctx.needs_input_grad[1] else None
         return (grad_a if ctx.needs_input_grad[0] else None), grad_b, None
 
@@ -48,8 +96,9 @@ def masked_diff(a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
 class _MaskedLogRatio(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
-        num = torch.where(valid, a, 1.0).clamp_(min=floor, max=ceil)
-        den = torch.where(valid, b, 1.0).clamp_(min=floor, max=ceil)
+        bits = _shared_bits(valid, a) if a.dtype == b.dtype else None
+        num = select(valid, a, 1.0, bits).clamp_(min=floor, max=ceil)
+        den = select(valid, b, 1.0, bits).clamp_(min=floor, max=ceil)
         # d/da log(a) = 1/a where a was valid and inside the clamp: keep 1/a there, 0 elsewhere
         inv_a = _inside(a, valid, floor, ceil, num) if ctx.needs_input_grad[0] else None
         inv_b = _inside(b, valid, floor, ceil, den) if ctx.needs_input_grad[1] else None
@@ -90,7 +139,7 @@ class _MaskedReciprocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
         valid = x > 0  # NaN and non-positive values are invalid
-        out = torch.where(valid, x, 1.0).clamp_(min=floor, max=ceil)
+        out = select(valid, x, 1.0).clamp_(min=floor, max=ceil)
         if ctx.needs_input_grad[0]:
             inside = valid & (x >= floor)
             if ceil is not None:
