@@ -206,7 +206,7 @@ def train_one(name: str, cfg: DemoConfig, data: Optional[Dict[str, synthetic.Sce
             if metric is not None:
                 recorded.setdefault(key, []).append(metric)
         report(step, recorded["loss"][-1])
-    history = {k: torch.stack(v).tolist() for k, v in recorded.items()}
+    history = {k: torch.stack(v).tolist() for k, v in recorded.items()}  # sync-ok: once, after training
     net.eval()
     align = _evaluation_align(name)
     metrics = evaluate(lambda image: 1.0 / net(image)[0], data["test"], align)

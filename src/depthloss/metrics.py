@@ -413,7 +413,7 @@ class DepthMetrics:
         result = self.compute_tensors()
         if not result:
             result = _finalize(_zero_sums(self.near_threshold is not None))
-        values = torch.stack(list(result.values())).tolist()
+        values = torch.stack(list(result.values())).tolist()  # sync-ok: compute() returns Python floats, once
         return {k: float(v) for k, v in zip(result.keys(), values)}
 
     def __repr__(self) -> str:

@@ -417,7 +417,7 @@ def _scene_params(
     s_rgb[:, 0] = torch.where(us, near_rgb, s_rgb[:, 0])
     s_active[:, 0] = s_active[:, 0] | use_sphere
 
-    assert d.pos == u.shape[1], (d.pos, u.shape[1])
+    assert d.pos == u.shape[1], (d.pos, u.shape[1])  # sync-ok: internal invariant on Python ints
     return {
         "rot": rot,
         "down": down,
@@ -662,7 +662,7 @@ def _render_chunk(
         lo, hi = mid - col[12 + i], mid + col[12 + i]
         t_near = lo if t_near is None else torch.maximum(t_near, lo)
         t_far = hi if t_far is None else torch.minimum(t_far, hi)
-    assert t_near is not None and t_far is not None
+    assert t_near is not None and t_far is not None  # sync-ok: for the type checker (the loop ran)
     blocked = _any(key, (t_near <= t_far) & (t_near > 0) & (obj != own_box.index_select(0, key)), size)
 
     # spheres: blocked if the sphere lies ahead (L·(P − c) < 0) and the line meets it

@@ -168,7 +168,7 @@ class SupervisedLoss(nn.Module):
             return [None] * len(preds)
         if isinstance(masks, Tensor):
             check_mask(masks, target, "target", "masks")
-            return [masks] + [None] * (len(preds) - 1)
+            return [masks] + [None] * (len(preds) - 1)  # sync-ok: a Python list, no indexing
         masks = list(masks)
         out: List[Optional[Tensor]] = []
         for i, pred in enumerate(preds):
