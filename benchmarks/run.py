@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,7 +41,6 @@ from baselines import BASELINES  # noqa: E402
 from timing import Timing, environment, measure  # noqa: E402
 
 import depthloss  # noqa: E402
-import depthloss.functional as DF  # noqa: E402
 from depthloss import synthetic  # noqa: E402
 
 

@@ -12,7 +12,6 @@ from typing import Any, Callable, Literal, NamedTuple, Optional, Tuple, TypeVar
 import torch
 from torch import Tensor
 
-from depthloss.functional._distributed import all_reduce_max
 from depthloss.functional._checks import (
     check_choice,
     check_depth_map,
@@ -20,6 +19,7 @@ from depthloss.functional._checks import (
     check_pair,
     check_weights,
 )
+from depthloss.functional._distributed import all_reduce_max
 
 Reduction = Literal["mean", "sum", "none"]
 Scope = Literal["image", "batch"]

@@ -16,7 +16,6 @@ from depthloss.functional._common import (
     groups,
     per_image,
     prepare_one,
-    div_count,
 )
 from depthloss.functional._select import kth_smallest, kth_smallest_index
 

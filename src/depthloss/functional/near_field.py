@@ -10,11 +10,10 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_weights
 from depthloss.functional._common import (
+    GLOBAL_SCOPES,
+    GlobalScope,
     Prepared,
     Reduction,
-    GlobalScope,
-    GLOBAL_SCOPES,
-    Scope,
     autocast_off,
     check_reduction,
     div_count,
@@ -23,11 +22,12 @@ from depthloss.functional._common import (
     prepare,
     reduce_images,
     safe_div,
+    valid_weights,
 )
 from depthloss.functional.conversions import check_depth_range, to_depth
 from depthloss.functional._fused import masked_diff
 from depthloss.functional.grad_clip import clamp_grad
-from depthloss.functional._distributed import all_reduce_max, all_reduce_min, all_reduce_sum
+from depthloss.functional._distributed import all_reduce_min, all_reduce_sum
 from depthloss.functional.moments import all_reduce_moments, moments, unit_moments
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, schedule
 from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
@@ -169,11 +169,10 @@ def _weighted_terms(
     to the valid pixels.
     """
     if cfg.ssi_weighting == "weighted-mean":  # SSI with weighted moments
-        w = w_pix
         if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
-            top = all_reduce_max((w * p.mask_f).amax(dim=-1, keepdim=True), p.scope)
-            w = w / top.clamp(min=torch.finfo(w.dtype).tiny)
-        m = moments(d, w, torch.linalg.vecdot(w, p.mask_f))
+            m = moments(d, valid_weights(p.valid, w_pix, w_pix.dtype, p.scope))
+        else:
+            m = moments(d, w_pix, torch.linalg.vecdot(w_pix, p.mask_f))
         ssi_value = ssi_from_moments(all_reduce_moments(m, p.scope), cfg.alpha)
     else:  # the seed's d * w / w̄, for reproduction
         if cfg.ssi_weight_norm == "fixed":

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_float
-from depthloss.functional._common import Reduction, GLOBAL_SCOPES, GlobalScope, Scope, autocast_off, check_reduction, prepare, reduce_images
+from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, Reduction, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional._fused import masked_log_ratio
 from depthloss.functional.conversions import DEFAULT_EPS, inverse_bounds
 from depthloss.functional.moments import Moments, pair_moments

@@ -10,8 +10,8 @@ from torch import Tensor
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import (
     Reduction,
-    GlobalScope,
     GLOBAL_SCOPES,
+    GlobalScope,
     Scope,
     autocast_off,
     check_reduction,

@@ -7,7 +7,7 @@ from typing import NamedTuple, Optional
 from torch import Tensor
 
 from depthloss.functional._checks import check_float
-from depthloss.functional._common import Prepared, Reduction, GLOBAL_SCOPES, GlobalScope, Scope, autocast_off, check_reduction, prepare, reduce_images
+from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, Prepared, Reduction, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional.conversions import check_depth_range
 from depthloss.functional.moments import pair_moments
 from depthloss.functional._fused import masked_diff

@@ -8,8 +8,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 from torch import Tensor
 
 import depthloss.functional as DF
-from depthloss.functional._common import GLOBAL_SCOPES
-from depthloss.functional._common import reduce_images
+from depthloss.functional._common import GLOBAL_SCOPES, reduce_images
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.near_field import NearFieldConfig, near_field_terms, near_threshold_at
 from depthloss.functional.weighting import near_field_weight_values

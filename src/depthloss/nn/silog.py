@@ -7,8 +7,8 @@ from typing import Any, Dict, Tuple, Union
 from torch import Tensor
 
 import depthloss.functional as DF
-from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.functional._checks import check_float
+from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.nn.base import DepthLoss
 from depthloss.registry import register_loss
 

@@ -8,9 +8,8 @@ import torch
 from torch import Tensor
 
 import depthloss.functional as DF
-from depthloss.functional._common import GLOBAL_SCOPES
 from depthloss.functional._checks import check_choice, check_float
-from depthloss.functional._common import prepare, reduce_images
+from depthloss.functional._common import GLOBAL_SCOPES, prepare, reduce_images
 from depthloss.functional.schedules import SCHEDULE_KINDS, ScheduleKind, schedule
 from depthloss.functional.ssi_silog import check_ssi_silog_args, ssi_silog_terms
 from depthloss.nn.base import DepthLoss
