@@ -15,6 +15,13 @@ __all__ = ["near_field_weights"]
 WeightMode = Literal["smooth", "linear", "step"]
 WEIGHT_MODES = ("smooth", "linear", "step")
 
+# The smooth weights use (1 - tanh(z)) / 2 = sigmoid(-2z): on the CPU ``tanh`` costs ~10x a
+# ``sigmoid`` (1.2 ms vs 0.13 ms for 4x256x512 floats). The argument is clamped to +-80:
+# sigmoid(-80) = 1.8e-35 is still a normal float32 (a denormal result takes a slow path)
+# and below half an ulp of 1 in float64, so far weights are exactly 1 and near ones exactly
+# near_weight, in both precisions.
+_SIGMOID_RANGE = 80.0
+
 
 @autocast_off
 def near_field_weights(
@@ -82,12 +89,12 @@ def finite_near_field_weights(
     scale = torch.full((), near_weight, dtype=depth.dtype, device=depth.device) - 1.0
     if depth.requires_grad and torch.is_grad_enabled():  # differentiable path (out of place)
         if mode == "smooth":
-            near = 0.5 * (1.0 - torch.tanh((depth - threshold) / transition))
+            near = torch.sigmoid(((threshold - depth) * (2.0 / transition)).clamp(-_SIGMOID_RANGE, _SIGMOID_RANGE))
         else:
             near = ((threshold + transition - depth) / (2.0 * transition)).clamp(0.0, 1.0)
         return near * scale + 1.0
-    if mode == "smooth":  # near = (1 - tanh((d - t) / τ)) / 2, in one buffer
-        near = (depth - threshold).mul_(1.0 / transition).tanh_().mul_(-0.5).add_(0.5)
+    if mode == "smooth":  # near = sigmoid(2 (t - d) / τ), in one buffer
+        near = (depth - threshold).mul_(-2.0 / transition).clamp_(-_SIGMOID_RANGE, _SIGMOID_RANGE).sigmoid_()
     else:  # near = clamp((t + τ - d) / 2τ, 0, 1)
         near = (depth - (threshold + transition)).mul_(-1.0 / (2.0 * transition)).clamp_(0.0, 1.0)
     return near.mul_(scale).add_(1.0)
