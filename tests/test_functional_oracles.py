@@ -493,6 +493,34 @@ def test_masked_median_is_exact_lower_median(case: str, dtype: torch.dtype, scop
         assert_exact(actual, torch.median(x.reshape(x.shape[0], -1), dim=1).values.double())
 
 
+def _kth_oracle(rows: torch.Tensor, valid: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The k-th smallest valid value of each row by sorting (0 where k = 0)."""
+    out = []
+    for x, v, kk in zip(rows.double(), valid, k.tolist()):
+        out.append(torch.sort(x[v]).values[kk - 1] if kk > 0 else torch.tensor(0.0, dtype=torch.float64))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("impl", ("cpu", "radix"))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", MEDIAN_CASES)
+def test_kth_smallest_every_rank_both_implementations(case: str, dtype: torch.dtype, impl: str) -> None:
+    """Both selection implementations (the CPU operator and the radix select CUDA runs) at every rank."""
+    from depthloss.functional._select import kth_smallest, kth_smallest_index
+
+    x, mask = median_inputs(dtype)[case]
+    rows = x.reshape(x.shape[0], -1)
+    valid = torch.ones_like(rows, dtype=torch.bool) if mask is None else mask.reshape(rows.shape)
+    count = valid.sum(dim=1)
+    for rank in range(int(count.max()) + 1):
+        k = torch.minimum(count, torch.tensor(rank))
+        got = kth_smallest(rows, valid, k, impl=impl)
+        assert_exact(got, _kth_oracle(rows, valid, k))
+        idx = kth_smallest_index(rows, valid, k, impl=impl)
+        has = k > 0
+        assert valid.gather(1, idx.unsqueeze(1)).squeeze(1)[has].all(), "the selected position must be valid"
+
+
 @pytest.mark.parametrize("scope", ("image", "batch"))
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("seed", SEEDS)

@@ -20,6 +20,7 @@ from depthloss.functional._checks import (
     check_weights,
 )
 from depthloss.functional._distributed import all_reduce_max
+from depthloss.functional._fused import sanitize, shared_bits
 
 Reduction = Literal["mean", "sum", "none"]
 Scope = Literal["image", "batch"]
@@ -166,7 +167,7 @@ def _flatten_checked(
         valid = torch.ones_like(v, dtype=torch.bool)
     else:
         valid = groups(mask, scope)
-        v = torch.where(valid, v, fill)
+        v = sanitize(v, valid, fill)
     w = None if weights is None else groups(weights, scope).to(dtype)
     return v, valid, w
 
@@ -198,8 +199,9 @@ def prepare(
     else:
         valid = groups(mask, scope)
         if fill is not None:
-            p = torch.where(valid, p, fill)
-            t = torch.where(valid, t, fill)
+            bits = shared_bits(valid, p) if p.dtype == t.dtype else None
+            p = sanitize(p, valid, fill, bits)
+            t = sanitize(t, valid, fill, bits)
     w = None if weights is None else groups(weights, scope).to(dtype)
     return Prepared(p, t, valid, w, scope)
 

@@ -20,7 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-__all__ = ["int_mask", "masked_diff", "masked_log_ratio", "masked_reciprocal", "select"]
+__all__ = ["int_mask", "masked_diff", "masked_log_ratio", "masked_reciprocal", "sanitize", "select", "shared_bits"]
 
 # float dtype -> (same-width integer dtype, struct formats) for the bitwise select
 _BITS: Dict[torch.dtype, Tuple[torch.dtype, str, str]] = {
@@ -65,8 +65,34 @@ def select(valid: Tensor, x: Tensor, fill: float, bits: Optional[Tensor] = None,
     return out.view(x.dtype)
 
 
-def _shared_bits(valid: Tensor, x: Tensor) -> Optional[Tensor]:
-    return int_mask(valid, x.dtype) if _bitwise_ok(x) else None
+def shared_bits(valid: Tensor, x: Tensor) -> Optional[Tensor]:
+    """The :func:`int_mask` several :func:`select` calls on maps like ``x`` can share (None off the CPU path)."""
+    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
+        return None
+    return int_mask(valid, x.dtype)
+
+
+class _Sanitize(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, valid: Tensor, fill: float, bits: Optional[Tensor]) -> Tensor:
+        ctx.save_for_backward(valid, bits)
+        return select(valid, x, fill, bits)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None, None, None]:
+        valid, bits = ctx.saved_tensors
+        return select(valid, grad, 0.0, bits), None, None, None
+
+
+def sanitize(x: Tensor, valid: Tensor, fill: float, bits: Optional[Tensor] = None) -> Tensor:
+    """``torch.where(valid, x, fill)`` with the gradient ``where(valid, grad, 0)``, branch-free on the CPU.
+
+    ``bits`` may pass the :func:`shared_bits` of ``valid`` (for ``x``'s dtype) to share it
+    between several maps.
+    """
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Sanitize.apply(x, valid, fill, bits)
+    return select(valid, x, fill, bits)
 
 
 def _float(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -96,7 +122,7 @@ def masked_diff(a: Tensor, b: Tensor, valid: Tensor) -> Tensor:
 class _MaskedLogRatio(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
-        bits = _shared_bits(valid, a) if a.dtype == b.dtype else None
+        bits = shared_bits(valid, a) if a.dtype == b.dtype else None
         num = select(valid, a, 1.0, bits).clamp_(min=floor, max=ceil)
         den = select(valid, b, 1.0, bits).clamp_(min=floor, max=ceil)
         # d/da log(a) = 1/a where a was valid and inside the clamp: keep 1/a there, 0 elsewhere

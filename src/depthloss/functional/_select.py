@@ -41,27 +41,26 @@ def _sortable_key(x: Tensor) -> tuple[Tensor, int]:
 
 
 def _kth_index_numpy(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
-    """Positions of the per-row k-th smallest valid values of CPU tensors (one introselect call)."""
+    """Positions of the per-row k-th smallest valid values of CPU tensors (NumPy introselect).
+
+    This is the body of a CPU kernel (like an ATen kernel's loop over rows): each row is
+    compacted to its valid entries and only those are partitioned.
+    """
     xf = x.contiguous().numpy()
     vm = valid.contiguous().numpy()
     kk = k.numpy()
     rows, n = xf.shape
-    top = int(kk.max(initial=0))  # sync-ok: CPU kernel body, the values are on the host
-    if top == 0:
-        return torch.zeros(rows, dtype=torch.int64)
-    pad = np.where(kk > 0, top - kk, 0)  # -inf slots that move every row's k-th value to rank `top`
-    width = int(pad.max())  # sync-ok: CPU kernel body
-    buf = np.empty((rows, n + width), dtype=xf.dtype)
-    fill = vm.view(np.uint8).astype(xf.dtype)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.reciprocal(fill, out=fill)  # 1 where valid, inf where not (branch-free)
-        fill -= 1.0
-        np.add(xf, fill, out=buf[:, :n])  # x where valid, +inf (or NaN, which sorts last) where not
-    if width:
-        buf[:, n:] = np.where(np.arange(width) < pad[:, None], -np.inf, np.inf)
-    buf.partition(top - 1, axis=1)
-    value = buf[:, top - 1 : top]
-    return torch.from_numpy(np.argmax((xf == value) & vm, axis=1))
+    out = np.zeros(rows, dtype=np.int64)
+    for r in range(rows):
+        kr = int(kk[r])  # sync-ok: CPU kernel body, the values are on the host
+        if kr <= 0:
+            continue
+        row, ok = xf[r], vm[r]
+        compact = row[ok]
+        value = np.partition(compact, kr - 1)[kr - 1]
+        # the first valid occurrence (NaN, which sorts last, is never equal)
+        out[r] = np.argmax(compact == value) if compact.size == n else np.argmax((row == value) & ok)
+    return torch.from_numpy(out)
 
 
 _CPU_OP = None
