@@ -13,13 +13,13 @@ the order statistic (like ``torch.median``).
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["kth_smallest"]
+__all__ = ["kth_smallest", "kth_smallest_index", "kth_smallest_indices"]
 
 # Each pass costs O(N) per row for the digits plus O(2**bits) per row for the histogram:
 # wide digits (few passes) for large rows, narrow digits for small ones (pyramid levels).
@@ -40,42 +40,60 @@ def _sortable_key(x: Tensor) -> tuple[Tensor, int]:
     return bits ^ ((bits >> (nbits - 1)) & ((1 << (nbits - 1)) - 1)), nbits
 
 
-def _kth_index_numpy(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
-    """Positions of the per-row k-th smallest valid values of CPU tensors (NumPy introselect).
+def _kth_index_numpy(xs: List[Tensor], valid: Tensor, k: Tensor) -> Tensor:
+    """``(M, G)`` positions of the per-row k-th smallest valid values of M CPU maps sharing ``valid``.
 
-    This is the body of a CPU kernel (like an ATen kernel's loop over rows): each row is
-    compacted to its valid entries and only those are partitioned.
+    This is the body of a CPU kernel (like an ATen kernel's loop over rows). Each row's valid
+    positions are found once and shared by every map; each map's row is gathered to its valid
+    entries and only those are partitioned (NumPy's introselect) and searched.
     """
-    xf = x.contiguous().numpy()
     vm = valid.contiguous().numpy()
+    maps = [x.contiguous().numpy() for x in xs]
     kk = k.numpy()
-    rows, n = xf.shape
-    out = np.zeros(rows, dtype=np.int64)
+    rows, n = vm.shape
+    out = np.zeros((len(maps), rows), dtype=np.int64)
     for r in range(rows):
         kr = int(kk[r])  # sync-ok: CPU kernel body, the values are on the host
         if kr <= 0:
             continue
-        row, ok = xf[r], vm[r]
-        compact = row[ok]
-        value = np.partition(compact, kr - 1)[kr - 1]
-        # the first valid occurrence (NaN, which sorts last, is never equal)
-        out[r] = np.argmax(compact == value) if compact.size == n else np.argmax((row == value) & ok)
+        ok = vm[r]
+        where = None if np.count_nonzero(ok) == n else np.flatnonzero(ok)
+        for i, xf in enumerate(maps):
+            compact = xf[r] if where is None else xf[r].take(where)
+            value = np.partition(compact, kr - 1)[kr - 1]
+            j = np.argmax(compact == value)  # the first occurrence (NaN, which sorts last, is never equal)
+            out[i, r] = j if where is None else where[j]
     return torch.from_numpy(out)
 
 
 _CPU_OP = None
 if hasattr(torch.library, "custom_op"):  # torch >= 2.4; older versions use the radix select
     _CPU_OP = torch.library.custom_op(
-        "depthloss::kth_smallest_index",
+        "depthloss::kth_smallest_indices",
         _kth_index_numpy,
         mutates_args=(),
         device_types="cpu",
-        schema="(Tensor x, Tensor valid, Tensor k) -> Tensor",
+        schema="(Tensor[] xs, Tensor valid, Tensor k) -> Tensor",
     )
 
     @_CPU_OP.register_fake
-    def _(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
-        return x.new_empty((x.shape[0],), dtype=torch.int64)
+    def _(xs: List[Tensor], valid: Tensor, k: Tensor) -> Tensor:
+        return valid.new_empty((len(xs), valid.shape[0]), dtype=torch.int64)
+
+
+def kth_smallest_indices(xs: Sequence[Tensor], valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:
+    """``(M, G)`` positions of the per-row k-th smallest valid values of M maps sharing ``valid``.
+
+    Selecting several maps at once shares the work that depends only on the mask.
+    ``impl``: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests). See :func:`kth_smallest`.
+    """
+    if impl is None:
+        impl = "cpu" if valid.device.type == "cpu" and _CPU_OP is not None else "radix"
+    if impl == "cpu":
+        if _CPU_OP is None:
+            raise RuntimeError("the CPU selection operator needs torch >= 2.4")
+        return _CPU_OP([x.detach() for x in xs], valid, k.to(torch.int64))
+    return torch.stack([_radix_select_index(x.detach(), valid, k) for x in xs])
 
 
 def kth_smallest_index(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:
@@ -83,13 +101,7 @@ def kth_smallest_index(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] 
 
     ``impl``: ``None`` (by device), ``"radix"`` or ``"cpu"`` (for tests). See :func:`kth_smallest`.
     """
-    if impl is None:
-        impl = "cpu" if x.device.type == "cpu" and _CPU_OP is not None else "radix"
-    if impl == "cpu":
-        if _CPU_OP is None:
-            raise RuntimeError("the CPU selection operator needs torch >= 2.4")
-        return _CPU_OP(x.detach(), valid, k.to(torch.int64))
-    return _radix_select_index(x.detach(), valid, k)
+    return kth_smallest_indices([x], valid, k, impl)[0]
 
 
 def kth_smallest(x: Tensor, valid: Tensor, k: Tensor, impl: Optional[str] = None) -> Tensor:

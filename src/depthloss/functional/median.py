@@ -17,7 +17,8 @@ from depthloss.functional._common import (
     per_image,
     prepare_one,
 )
-from depthloss.functional._select import kth_smallest, kth_smallest_index
+from depthloss.functional._fused import select, shared_bits
+from depthloss.functional._select import kth_smallest, kth_smallest_index, kth_smallest_indices
 
 __all__ = ["MadNormalized", "mad_normalize", "masked_median"]
 
@@ -110,6 +111,75 @@ class _MadNormalize(torch.autograd.Function):
         at_median = (g_shift - torch.linalg.vecdot(g_hat, mask_f) * inv_s - a * sum_sign) * has
         grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))
         return grad, None, None, None, None
+
+
+def _centred(
+    x: Tensor, idx: Tensor, valid: Tensor, count: Tensor, n: Tensor, eps: float, bits: Optional[Tensor]
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(c, s, free)`` for the median at position ``idx``: ``c = x - median`` (exactly 0 off-mask,
+    whatever ``x`` holds there), ``s = max(MAD, eps)`` and whether the MAD is above ``eps``."""
+    shift = torch.where(count > 0, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
+    c = select(valid, x - shift.unsqueeze(1), 0.0, bits, inplace=True)
+    mad = torch.linalg.vector_norm(c, ord=1, dim=-1) / n
+    return c, mad.clamp(min=eps), mad > eps
+
+
+def _mad_input_grad(
+    sigma: Tensor, gamma: Tensor, sum_sigma: Tensor, c: Tensor, s: Tensor, n: Tensor, idx: Tensor,
+    has: Tensor, free: Tensor,
+) -> Tensor:  # fmt: skip
+    """Gradient reaching ``x`` through ``x̂ = (x - median) / s`` for an upstream ``G = gamma·sigma``.
+
+    ``sigma`` is 0 off-mask and ``gamma`` a per-row factor; the formula is
+    :class:`_MadNormalize`'s with ``g_shift = g_scale = 0``. ``sigma`` is not modified.
+    """
+    inv_s = s.reciprocal()
+    tau = torch.sign(c)  # 0 off-mask and at the median
+    sum_tau = tau.sum(dim=-1)
+    a = -gamma * torch.linalg.vecdot(sigma, c) * inv_s * inv_s * free / n
+    grad = tau.mul_(a.unsqueeze(1)).addcmul_(sigma, (gamma * inv_s).unsqueeze(1))
+    at_median = (-gamma * sum_sigma * inv_s - a * sum_tau) * has
+    return grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))
+
+
+class _MadL1(torch.autograd.Function):
+    """``Σ |x̂ - ĝ|`` per row of two median/MAD-normalized ``(G, N)`` maps sharing one mask.
+
+    The MAD-normalized L1 (``ssi_mae`` without a trim, Metric3D's SSI loss) in one function:
+    the forward keeps the two centred maps and the residual (three buffers), the backward
+    builds each input's gradient in one buffer from ``sign(r)`` (see :func:`_mad_input_grad`).
+    Invalid entries of both maps may hold anything (NaN/inf included): they are never read
+    by the selection and are zeroed before any arithmetic.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, g: Tensor, valid: Tensor, count: Tensor, eps: float) -> Tensor:
+        bits = shared_bits(valid, x) if x.dtype == g.dtype else None
+        n = count.to(x.dtype).clamp(min=1.0)
+        ix, ig = kth_smallest_indices([x, g], valid, (count + 1) // 2)  # one selection call for both
+        cx, sx, fx = _centred(x, ix, valid, count, n, eps, bits)
+        cg, sg, fg = _centred(g, ig, valid, count, n, eps, bits)
+        r = cx * sx.reciprocal().unsqueeze(1)
+        r.addcmul_(cg, sg.reciprocal().neg_().unsqueeze(1))  # x̂ - ĝ
+        ctx.save_for_backward(r, cx, cg, sx, sg, n, ix, ig, count > 0, fx, fg)
+        return torch.linalg.vector_norm(r, ord=1, dim=-1)
+
+    @staticmethod
+    def backward(ctx: Any, gamma: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
+        r, cx, cg, sx, sg, n, ix, ig, has, fx, fg = ctx.saved_tensors
+        sigma = torch.sign(r)  # 0 off-mask: r is
+        sum_sigma = sigma.sum(dim=-1)
+        grad_x = grad_g = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _mad_input_grad(sigma, gamma, sum_sigma, cx, sx, n, ix, has, fx)
+        if ctx.needs_input_grad[1]:
+            grad_g = _mad_input_grad(sigma, -gamma, sum_sigma, cg, sg, n, ig, has, fg)
+        return grad_x, grad_g, None, None, None
+
+
+def mad_l1_rows(x: Tensor, g: Tensor, valid: Tensor, count: Tensor, eps: float) -> Tensor:
+    """Per-row ``Σ_valid |x̂ - ĝ|`` of median/MAD-normalized ``x`` and ``g`` (see :class:`_MadL1`)."""
+    return _MadL1.apply(x, g, valid, count, eps)
 
 
 def mad_rows(x: Tensor, valid: Tensor, w: Tensor, count: Tensor, eps: float) -> MadNormalized:

@@ -22,7 +22,7 @@ from depthloss.functional._common import (
 from depthloss.functional._fused import masked_diff
 from depthloss.functional._select import kth_smallest
 from depthloss.functional.lsq import lsq_rows
-from depthloss.functional.median import mad_rows
+from depthloss.functional.median import mad_l1_rows, mad_rows
 from depthloss.functional.moments import Moments, pair_moments
 
 __all__ = ["ssi", "ssi_from_moments", "ssi_lsq", "ssi_mae", "trimmed_abs_mean_rows"]
@@ -151,6 +151,10 @@ def ssi_mae(
     check_float("trim", trim, low=0.0, high=1.0, high_inclusive=False)
     check_float("eps", eps, low=0.0, low_inclusive=False)
     check_reduction(reduction, scope)
+    if trim == 0.0:  # the MAD-normalized L1 in one fused function (it sanitizes itself)
+        p = prepare(pred, target, mask, None, scope, fill=None)
+        value = div_count(mad_l1_rows(p.pred, p.target, p.valid, p.count, eps), p.n)
+        return reduce_images(value, p.count, reduction)
     p = prepare(pred, target, mask, None, scope)
     p_hat = mad_rows(p.pred, p.valid, p.mask_f, p.count, eps).x_hat
     g_hat = mad_rows(p.target, p.valid, p.mask_f, p.count, eps).x_hat
