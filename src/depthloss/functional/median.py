@@ -9,6 +9,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_float, check_mask
 from depthloss.functional._common import (
+    abs_sum,
     SCOPES,
     Scope,
     autocast_off,
@@ -91,7 +92,7 @@ class _MadNormalize(torch.autograd.Function):
         shift = torch.where(has, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
         x_hat = (x - shift.unsqueeze(1)).mul_(mask_f)  # c, exactly 0 off-mask
         n = count.to(x.dtype).clamp(min=1.0)
-        mad = torch.linalg.vector_norm(x_hat, ord=1, dim=-1) / n
+        mad = abs_sum(x_hat) / n
         scale = mad.clamp(min=eps)
         x_hat.div_(scale.unsqueeze(1))
         ctx.save_for_backward(x_hat, mask_f, scale, n, idx, has, mad > eps)
@@ -120,7 +121,7 @@ def _centred(
     whatever ``x`` holds there), ``s = max(MAD, eps)`` and whether the MAD is above ``eps``."""
     shift = torch.where(count > 0, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
     c = select(valid, x - shift.unsqueeze(1), 0.0, bits, inplace=True)
-    mad = torch.linalg.vector_norm(c, ord=1, dim=-1) / n
+    mad = abs_sum(c) / n
     return c, mad.clamp(min=eps), mad > eps
 
 
@@ -162,7 +163,7 @@ class _MadL1(torch.autograd.Function):
         r = cx * sx.reciprocal().unsqueeze(1)
         r.addcmul_(cg, sg.reciprocal().neg_().unsqueeze(1))  # x̂ - ĝ
         ctx.save_for_backward(r, cx, cg, sx, sg, n, ix, ig, count > 0, fx, fg)
-        return torch.linalg.vector_norm(r, ord=1, dim=-1)
+        return abs_sum(r)
 
     @staticmethod
     def backward(ctx: Any, gamma: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:

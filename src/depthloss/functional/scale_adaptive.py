@@ -11,6 +11,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_int, check_mask, check_pair
 from depthloss.functional._common import (
+    abs_sum,
     Reduction,
     Scope,
     autocast_off,
@@ -170,7 +171,7 @@ def scale_adaptive_terms(
             residual = torch.add(neg_target, p_norm.x_hat, alpha=alpha)
         residual = residual.addcmul_(xr, b).mul_(wr)
         n_valid = wr.sum(dim=-1)
-        l1 = div_count(torch.linalg.vector_norm(residual, ord=1, dim=-1), n_valid)
+        l1 = div_count(abs_sum(residual), n_valid)
         grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)
         grad = div_count(grad_sum, n_valid)
         level_loss = (1.0 - cfg.lambda_sg) * l1 + cfg.lambda_sg * grad
