@@ -379,6 +379,10 @@ def _check_compiled(
         got, expected = run(compiled, torch.tensor(value)), run(eager, torch.tensor(value))
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(module.metrics["loss"], got[0])
+        # metrics are computed eagerly inside the graph, lazily (LazyMetrics) outside it
+        assert set(module.metrics) == set(eager.metrics)
+        for key in eager.metrics:
+            torch.testing.assert_close(module.metrics[key], eager.metrics[key], rtol=1e-5, atol=1e-6)
         values.append(got[0])
     assert len(graphs) == 1, "a new progress tensor value must not recompile"
     for value in (0.7, 0.2):  # progress through the module attribute
@@ -582,6 +586,37 @@ def test_metrics_are_detached_tensors_updated_on_each_call(name: str) -> None:
     per_image = build(name, reduction="none")
     values = per_image(pred, target, progress=0.5)
     torch.testing.assert_close(per_image.metrics["loss"], values.mean())
+
+
+def test_near_field_metrics_are_computed_only_when_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Near-field's diagnostics cost full-resolution passes: deferred until read, then cached."""
+    import depthloss.functional.near_field as near_field_module
+    from depthloss.nn.base import LazyMetrics
+
+    calls = []
+    original = near_field_module._metrics
+
+    def counting(*args: Any) -> Dict[str, Tensor]:
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(near_field_module, "_metrics", counting)
+    module = build("near-field-ssi-silog")
+    pred, target, _ = make_case("inverse", density=0.4, seed=21)
+    p = pred.clone().requires_grad_(True)
+    loss = module(p, target)
+    loss.backward()
+    assert isinstance(module.metrics, LazyMetrics) and not calls
+    first = dict(module.metrics)
+    assert len(calls) == 1 and set(first) == EXPECTED_METRICS["near-field-ssi-silog"]
+    assert float(module.metrics["near_ratio"]) == float(first["near_ratio"]) and len(calls) == 1
+    torch.testing.assert_close(first["loss"], loss.detach())
+    # the deferred function holds no autograd history (nothing keeps the graph alive)
+    module(p * 2.0, target)
+    pending = module.metrics._compute
+    held = [a for a in pending.args if isinstance(a, Tensor)] + [t for a in pending.args if isinstance(a, tuple) for t in a]
+    held += [pending.args[0].pred, pending.args[0].target]
+    assert held and all(t.grad_fn is None and not t.requires_grad for t in held)
 
 
 # ----------------------------------------------------------------------------------------

@@ -167,6 +167,17 @@ class Prepared:
         """``count`` in the compute dtype (a denominator)."""
         return self.count.to(self.pred.dtype)
 
+    def detach(self) -> "Prepared":
+        """The same pair without autograd history (for deferred metrics: holds no graph alive)."""
+        out = Prepared(self.pred.detach(), self.target.detach(), self.valid, None, self.scope)
+        out.unit = self.unit
+        out._w = None if self._w is None else self._w.detach()
+        out._mask_f = self._mask_f
+        out._count = self._count
+        if out._w is None and self._weights is not None:
+            out._weights = self._weights.detach()
+        return out
+
 
 def _flatten_checked(
     x: Tensor, mask: Optional[Tensor], weights: Optional[Tensor], scope: str, dtype: torch.dtype, fill: float

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any, Dict, Literal, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Literal, NamedTuple, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -49,11 +50,11 @@ THRESHOLD_RANGE = (0.3, 3.0)
 
 
 class NearFieldTerms(NamedTuple):
-    """Per-group loss, per-group valid counts, and detached metrics."""
+    """Per-group loss, per-group valid counts, and a function computing the detached metrics."""
 
     value: Tensor
     count: Tensor
-    metrics: Dict[str, Tensor]
+    metrics: Callable[[], Dict[str, Tensor]]
 
 
 def _check_pair(name: str, value: Tuple[float, float], ordered: bool) -> None:
@@ -231,13 +232,12 @@ def near_field_terms(
     weighted = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
 
     baseline = _ssi_silog_value(d, g, None, p, cfg)
-    w_near = float_mask(p.valid & (target_depth < threshold), dtype)
-    n_near = w_near.sum(dim=-1)
     if cfg.combine == "split":
+        w_near = _near_mask(p, target_depth, threshold)
         w_far = p.mask_f - w_near
         near_loss = _ssi_silog_value(d, g, w_near, p, cfg)
         far_loss = _ssi_silog_value(d, g, w_far, p, cfg)
-        n_near_all, n_all = all_reduce_sum(n_near, p.n, scope=scope)
+        n_near_all, n_all = all_reduce_sum(w_near.sum(dim=-1), p.n, scope=scope)
         has_near, has_far = n_near_all > 0, (n_all - n_near_all) > 0
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
         total = torch.where(has_near & has_far, both, torch.where(has_near, near_loss, far_loss))
@@ -245,16 +245,33 @@ def near_field_terms(
         total = torch.where(weights_ok, weighted, baseline)
     # seed issue 4 without a host sync: a non-finite image falls back to the unweighted loss
     total = torch.where(torch.isfinite(total), total, baseline)
-    return NearFieldTerms(total, p.count, _metrics(p, target_depth, w_near, n_near, threshold, total, ssi_value, silog_value, baseline, cfg))
+    values = (total, ssi_value, silog_value, baseline)
+    metrics = functools.partial(
+        _metrics,
+        p.detach(),
+        target_depth,
+        threshold.detach() if isinstance(threshold, Tensor) else threshold,
+        tuple(v.detach() for v in values),
+        cfg,
+    )
+    return NearFieldTerms(total, p.count, metrics)
+
+
+def _near_mask(p: Prepared, target_depth: Tensor, threshold: Union[float, Tensor]) -> Tensor:
+    """0/1 floats: valid pixels closer than the threshold."""
+    return float_mask(p.valid & (target_depth < threshold), p.pred.dtype)
 
 
 def _metrics(
-    p: Prepared, target_depth: Tensor, w_near: Tensor, n_near: Tensor, threshold: Union[float, Tensor],
-    total: Tensor, ssi_value: Tensor, silog_value: Tensor, baseline: Tensor, cfg: NearFieldConfig,
+    p: Prepared, target_depth: Tensor, threshold: Union[float, Tensor], values: Tuple[Tensor, ...],
+    cfg: NearFieldConfig,
 ) -> Dict[str, Tensor]:  # fmt: skip
-    """Detached batch metrics; the depth error is computed without autograd (no backward buffers)."""
+    """Detached batch metrics, computed without autograd and only when read (:class:`LazyMetrics`)."""
+    total, ssi_value, silog_value, baseline = values
     with torch.no_grad():
         dtype = p.pred.dtype
+        w_near = _near_mask(p, target_depth, threshold)
+        n_near = w_near.sum(dim=-1)
         has_valid = (p.count > 0).to(dtype)
         err = to_depth(p.pred, cfg.min_depth, cfg.max_depth).sub_(target_depth).abs_()
         near_sum = torch.linalg.vecdot(err, w_near)

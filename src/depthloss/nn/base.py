@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Literal, Optional, Tuple, Union
+from collections.abc import Iterator, Mapping
+from typing import Any, Callable, ClassVar, Dict, Literal, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -11,7 +12,7 @@ from depthloss.functional._checks import check_choice, check_mask, check_pair, c
 from depthloss.functional._common import SCOPES, check_reduction, compute_dtype
 from depthloss.functional.conversions import inverse_bounds, check_depth_range, clamp_valid, to_depth, to_inverse
 
-__all__ = ["DepthLoss", "InputSpace", "valid_mask"]
+__all__ = ["DepthLoss", "InputSpace", "LazyMetrics", "valid_mask"]
 
 InputSpace = Literal["inverse", "depth"]
 INPUT_SPACES = ("inverse", "depth")
@@ -25,6 +26,44 @@ def valid_mask(target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     if mask is not None:
         valid &= mask
     return valid
+
+
+MetricsFn = Callable[[], Dict[str, Tensor]]
+
+
+class LazyMetrics(Mapping):
+    """A read-only mapping of detached metric tensors computed on first access.
+
+    Diagnostics that cost full-resolution passes (near-field's near/far errors) are not
+    needed on most training steps; a loss returns them as a function and they are computed
+    only if read. The function holds detached references to the call's inputs, so reading
+    after the next optimizer step still gives this call's values (unless those tensors are
+    modified in place). Under ``torch.compile`` metrics are computed eagerly.
+    """
+
+    def __init__(self, compute: MetricsFn, eager: Optional[Dict[str, Tensor]] = None) -> None:
+        self._compute: Optional[MetricsFn] = compute
+        self._values: Dict[str, Tensor] = dict(eager or {})
+
+    def _resolve(self) -> Dict[str, Tensor]:
+        if self._compute is not None:
+            with torch.no_grad():
+                computed = self._compute()
+            self._values = {**{k: v.detach() for k, v in computed.items()}, **self._values}
+            self._compute = None
+        return self._values
+
+    def __getitem__(self, key: str) -> Tensor:
+        return self._resolve()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resolve())
+
+    def __len__(self) -> int:
+        return len(self._resolve())
+
+    def __repr__(self) -> str:
+        return f"LazyMetrics({self._resolve()!r})"
 
 
 class DepthLoss(nn.Module):
@@ -54,7 +93,7 @@ class DepthLoss(nn.Module):
     #: the ``scope`` values the loss accepts
     scopes: ClassVar[Tuple[str, ...]] = SCOPES
 
-    metrics: Dict[str, Tensor]
+    metrics: Mapping[str, Tensor]
     _progress: Tensor
 
     def __init__(
@@ -156,14 +195,24 @@ class DepthLoss(nn.Module):
         p = self._resolve_progress(progress, pred)
         with torch.autocast(device_type=pred.device.type, enabled=False):
             loss, metrics = self.compute(pred, target, valid, p, **extra)
-        metrics["loss"] = loss.detach() if loss.dim() == 0 else loss.detach().mean()
-        self.metrics = {k: v.detach() for k, v in metrics.items()}
+        summary = {"loss": loss.detach() if loss.dim() == 0 else loss.detach().mean()}
+        if not isinstance(metrics, dict):  # a function computing them
+            if torch.compiler.is_compiling():  # no deferred Python state inside a graph
+                metrics = metrics()
+            else:
+                self.metrics = LazyMetrics(metrics, summary)
+                return loss
+        self.metrics = {**{k: v.detach() for k, v in metrics.items()}, **summary}
         return loss
 
     def compute(
         self, pred: Tensor, target: Tensor, mask: Tensor, progress: Union[float, Tensor], **extra: Any
-    ) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """Return ``(loss, metrics)`` for inputs in ``input_space`` and a complete validity mask."""
+    ) -> Tuple[Tensor, Union[Dict[str, Tensor], MetricsFn]]:
+        """Return ``(loss, metrics)`` for inputs in ``input_space`` and a complete validity mask.
+
+        ``metrics`` is a dict of tensors, or a function returning one that is called only if
+        the metrics are read (:class:`LazyMetrics`).
+        """
         raise NotImplementedError
 
     def extra_repr(self) -> str:
