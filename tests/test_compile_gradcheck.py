@@ -326,3 +326,48 @@ def test_gradcheck_would_catch_a_wrong_gradient():
 
     with pytest.raises(GradcheckError):
         torch.autograd.gradcheck(wrong, (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# the fused inverse-depth pair sums behind the SSI-SILog family
+# --------------------------------------------------------------------------------------
+
+
+def _pair_sums_oracle(p: Tensor, t: Tensor, m: Tensor, floor: float, ceil: Optional[float], w: Tensor, u: Tensor):
+    """The same eight sums by plain autograd ops on the valid pixels (boolean indexing is fine here)."""
+    rows = []
+    for pi, ti, mi, wi, ui in zip(p, t, m, w, u):
+        d = pi[mi] - ti[mi]
+        g = torch.log(ti[mi].clamp(min=floor, max=ceil) / pi[mi].clamp(min=floor, max=ceil))
+        y = ui[mi] * g
+        wd = wi[mi] * d
+        rows.append(torch.stack([d.sum(), (d * d).sum(), g.sum(), (g * g).sum(), wd.sum(), (wd * d).sum(), y.sum(), (y * y).sum()]))
+    return torch.stack(rows).T
+
+
+@pytest.mark.parametrize("bounds", ((1e-6, None), (0.6, 1.7)), ids=("floor", "floor_ceil"))
+def test_inverse_pair_sums_match_autograd_and_gradcheck(bounds: tuple) -> None:
+    from depthloss.functional._pair_sums import inverse_pair_sums
+
+    i = _gc_inputs(seed=4)
+    floor, ceil = bounds
+    p = i.pred.reshape(2, -1).detach().clone().requires_grad_(True)
+    t = i.target.reshape(2, -1).detach().clone().requires_grad_(True)
+    m = i.mask.reshape(2, -1)
+    t_poisoned = torch.where(m, t, float("nan"))  # never read at invalid pixels, forward or backward
+    w, u = 1.0 + i.weights.reshape(2, -1), 0.5 + i.weights.reshape(2, -1)
+    got = torch.stack(list(inverse_pair_sums(p, t_poisoned, m, floor, ceil, w=w, u=u)))
+    expected = _pair_sums_oracle(p, t, m, floor, ceil, w, u)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    probe = torch.arange(1.0, 17.0, dtype=torch.float64).reshape(8, 2)
+    g_got = torch.autograd.grad((got * probe).sum(), (p, t))
+    g_exp = torch.autograd.grad((expected * probe).sum(), (p, t))
+    for a, b in zip(g_got, g_exp):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert bool((g_got[0][~m] == 0).all()) and bool((g_got[1][~m] == 0).all())
+
+    def fn(pp: Tensor, tt: Tensor) -> tuple:
+        return tuple(inverse_pair_sums(pp, tt, m, floor, ceil, w=w, u=u))
+
+    assert torch.autograd.gradcheck(fn, (p.detach().clone().requires_grad_(True), t.detach().clone().requires_grad_(True)), eps=1e-6, atol=1e-6, rtol=1e-4)

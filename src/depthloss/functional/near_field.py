@@ -26,12 +26,13 @@ from depthloss.functional._common import (
     valid_weights,
 )
 from depthloss.functional.conversions import check_depth_range, to_depth
-from depthloss.functional._fused import masked_diff
+from depthloss.functional._fused import masked_diff, shared_bits
+from depthloss.functional._pair_sums import SanitizedTarget, inverse_pair_sums, sanitize_target
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional._distributed import all_reduce_min, all_reduce_sum
-from depthloss.functional.moments import all_reduce_moments, moments, unit_moments
+from depthloss.functional.moments import Moments, all_reduce_moments, moments, unit_moments
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, schedule
-from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
+from depthloss.functional.silog import inverse_log_ratio, log_ratio_bounds, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
 from depthloss.functional.ssi_silog import SILOG_EPS, check_ssi_silog_args
 from depthloss.functional.weighting import WEIGHT_MODES, WeightMode, finite_near_field_weights
@@ -185,14 +186,42 @@ def _weighted_terms(
         m = unit_moments(w_norm.mul_(d), p.mask_f, p.n)
         ssi_value = ssi_from_moments(all_reduce_moments(m, p.scope), cfg.alpha)
 
-    # SILog on depth, the seed's issue-3 weighting: u = sqrt(w) / mean(sqrt(w)), clamped
+    m = unit_moments(silog_weights(w_pix, p, cfg).mul_(g), p.mask_f, p.n)
+    silog_value = silog_from_moments(all_reduce_moments(m, p.scope), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    return ssi_value, silog_value
+
+
+def silog_weights(w_pix: Tensor, p: Prepared, cfg: NearFieldConfig) -> Tensor:
+    """The seed's issue-3 SILog weighting: ``u = sqrt(w) / mean(sqrt(w))`` over valid pixels, clamped."""
     u = torch.sqrt(w_pix)
     sum_u, n = all_reduce_sum(torch.linalg.vecdot(u, p.mask_f), p.n, scope=p.scope)
     mean_u = div_count(sum_u, n).clamp(min=1e-12)
-    u.div_(mean_u.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
-    m = unit_moments(u.mul_(g), p.mask_f, p.n)
-    silog_value = silog_from_moments(all_reduce_moments(m, p.scope), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
-    return ssi_value, silog_value
+    return u.div_(mean_u.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
+
+
+def _fused_terms(
+    p: Prepared, t: SanitizedTarget, w_pix: Tensor, floor: float, ceil: Optional[float], cfg: NearFieldConfig
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Weighted SSI and SILog and the unweighted baseline per group, from one :func:`inverse_pair_sums`.
+
+    The default configuration (near-field weights, weighted-mean SSI, ``combine="sum"``):
+    every full-resolution sum in one fused function with a one-buffer backward.
+    """
+    with torch.no_grad():
+        sw = torch.linalg.vecdot(w_pix, p.mask_f)
+        u = silog_weights(w_pix, p, cfg)
+    s = inverse_pair_sums(p.pred, p.target, p.valid, floor, ceil, t, w_pix, u)
+    n = p.n
+
+    def pair(sw_: Tensor, s1: Tensor, s2: Tensor) -> Moments:
+        return all_reduce_moments(Moments(sw_, s1, s2), p.scope)
+
+    ssi_value = ssi_from_moments(pair(sw, s.wd1, s.wd2), cfg.alpha)
+    silog_value = silog_from_moments(pair(n, s.ug1, s.ug2), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
+    baseline = cfg.ssi_weight * ssi_from_moments(pair(n, s.d1, s.d2), cfg.alpha) + cfg.silog_weight * silog_from_moments(
+        pair(n, s.g1, s.g2), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS
+    )
+    return ssi_value, silog_value, baseline
 
 
 def near_field_terms(
@@ -210,15 +239,25 @@ def near_field_terms(
         pred_inv = clamp_grad(pred_inv, cfg.grad_clip)
     p = prepare(pred_inv, target_inv, mask, None, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
     dtype = p.pred.dtype
-    target_depth = to_depth(p.target.detach(), cfg.min_depth, cfg.max_depth)  # weights and metrics only
-    d = masked_diff(p.pred, p.target, p.valid)
-    g = inverse_log_ratio(p.pred, p.target, p.valid, cfg.min_depth, cfg.max_depth)
+    floor, ceil = log_ratio_bounds(cfg.min_depth, cfg.max_depth)
+    t = sanitize_target(p.target, p.valid, floor, ceil, shared_bits(p.valid, p.pred))
+    target_depth = t.depth  # weights and metrics only (1 at invalid pixels)
 
     threshold = near_threshold_at(progress, cfg)
     if isinstance(threshold, Tensor):
         threshold = threshold.to(device=p.pred.device, dtype=dtype)
     if weights is None:  # finite and in [1, near_weight] everywhere: safe for sqrt and division as is
         w_pix = finite_near_field_weights(target_depth, threshold, cfg.near_weight, cfg.transition, cfg.weight_mode)
+    if weights is None and cfg.ssi_weighting == "weighted-mean" and cfg.combine == "sum":
+        ssi_value, silog_value, baseline = _fused_terms(p, t, w_pix, floor, ceil, cfg)
+        # seed issue 4 without a host sync: a non-finite image falls back to the unweighted loss
+        total = cfg.ssi_weight * ssi_value + cfg.silog_weight * silog_value
+        total = torch.where(torch.isfinite(total), total, baseline)
+        return NearFieldTerms(total, p.count, _deferred_metrics(p, t, threshold, (total, ssi_value, silog_value, baseline), cfg))
+
+    d = masked_diff(p.pred, p.target, p.valid)
+    g = inverse_log_ratio(p.pred, p.target, p.valid, cfg.min_depth, cfg.max_depth)
+    if weights is None:
         weights_ok = torch.ones_like(p.count, dtype=torch.bool)
     else:
         # seed issue 4 without a host sync. Only explicit weights can make the weighted loss
@@ -245,16 +284,21 @@ def near_field_terms(
         total = torch.where(weights_ok, weighted, baseline)
     # seed issue 4 without a host sync: a non-finite image falls back to the unweighted loss
     total = torch.where(torch.isfinite(total), total, baseline)
-    values = (total, ssi_value, silog_value, baseline)
-    metrics = functools.partial(
+    return NearFieldTerms(total, p.count, _deferred_metrics(p, t, threshold, (total, ssi_value, silog_value, baseline), cfg))
+
+
+def _deferred_metrics(
+    p: Prepared, t: SanitizedTarget, threshold: Union[float, Tensor], values: Tuple[Tensor, ...], cfg: NearFieldConfig
+) -> Callable[[], Dict[str, Tensor]]:
+    """:func:`_metrics` bound to detached inputs, for :class:`~depthloss.nn.base.LazyMetrics`."""
+    return functools.partial(
         _metrics,
         p.detach(),
-        target_depth,
+        t.depth,
         threshold.detach() if isinstance(threshold, Tensor) else threshold,
         tuple(v.detach() for v in values),
         cfg,
     )
-    return NearFieldTerms(total, p.count, metrics)
 
 
 def _near_mask(p: Prepared, target_depth: Tensor, threshold: Union[float, Tensor]) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -35,9 +35,13 @@ def inverse_log_ratio(
     gives) the log-ratio of depths is the log-ratio of the clamped inverse depths, swapped:
     no reciprocal is ever taken.
     """
+    return masked_log_ratio(target_inv, pred_inv, valid, *log_ratio_bounds(min_depth, max_depth))
+
+
+def log_ratio_bounds(min_depth: Optional[float], max_depth: Optional[float]) -> Tuple[float, Optional[float]]:
+    """The inverse-depth clamp ``(floor, ceil)`` behind :func:`inverse_log_ratio` and ``to_depth``."""
     low, high = inverse_bounds(min_depth, max_depth)
-    floor = DEFAULT_EPS if low is None else max(DEFAULT_EPS, low)
-    return masked_log_ratio(target_inv, pred_inv, valid, floor, high)
+    return (DEFAULT_EPS if low is None else max(DEFAULT_EPS, low)), high
 
 
 def silog_from_moments(m: Moments, lambd: float, ratio: float, eps: float) -> Tensor:

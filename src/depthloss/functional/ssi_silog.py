@@ -9,9 +9,10 @@ from torch import Tensor
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, Prepared, Reduction, autocast_off, check_reduction, prepare, reduce_images
 from depthloss.functional.conversions import check_depth_range
-from depthloss.functional.moments import pair_moments
+from depthloss.functional.moments import Moments, all_reduce_moments, pair_moments
 from depthloss.functional._fused import masked_diff
-from depthloss.functional.silog import inverse_log_ratio, silog_from_moments
+from depthloss.functional._pair_sums import inverse_pair_sums
+from depthloss.functional.silog import inverse_log_ratio, log_ratio_bounds, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
 
 __all__ = ["ssi_silog"]
@@ -35,6 +36,13 @@ def ssi_silog_terms(
     max_depth: Optional[float],
 ) -> SsiSilogTerms:
     """Both terms from a prepared inverse-depth pair (``prepare(..., fill=None)``)."""
+    if p.unit:  # every sum in one fused function (see inverse_pair_sums)
+        s = inverse_pair_sums(p.pred, p.target, p.valid, *log_ratio_bounds(min_depth, max_depth))
+        ssi_m = all_reduce_moments(Moments(p.n, s.d1, s.d2), p.scope)
+        silog_m = all_reduce_moments(Moments(p.n, s.g1, s.g2), p.scope)
+        return SsiSilogTerms(
+            ssi_from_moments(ssi_m, alpha), silog_from_moments(silog_m, silog_ratio2, silog_ratio, SILOG_EPS)
+        )
     ssi_value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
     g = inverse_log_ratio(p.pred, p.target, p.valid, min_depth, max_depth)
     silog_value = silog_from_moments(pair_moments(g, p), silog_ratio2, silog_ratio, SILOG_EPS)
