@@ -731,3 +731,18 @@ def test_select_is_bitwise_torch_where(data, dtype: torch.dtype, fill: float, in
     # bit-identical (NaN payloads and signed zeros included)
     assert torch.equal(got.view(torch.int64 if dtype == torch.float64 else torch.int32),
                        want.view(torch.int64 if dtype == torch.float64 else torch.int32))
+
+
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_positive_finite_is_the_two_comparisons(data, dtype: torch.dtype) -> None:
+    """The integer range check behind target validity equals ``(x > 0) & (x < inf)`` for every bit pattern."""
+    from depthloss.functional._fused import positive_finite
+
+    itype, nbits = (torch.int64, 64) if dtype == torch.float64 else (torch.int32, 32)
+    n = data.draw(st.integers(1, 64))
+    specials = [0.0, -0.0, 1.0, -1.0, float("inf"), -float("inf"), float("nan"), 1e-300, -1e-300, 5e-324, 1e-45, 3.4e38]
+    x = torch.tensor(data.draw(st.lists(st.sampled_from(specials) | st.floats(allow_nan=True), min_size=n, max_size=n)), dtype=dtype)
+    # plus arbitrary bit patterns: every NaN payload, subnormals, both signs
+    raw = data.draw(st.lists(st.integers(-(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1), min_size=n, max_size=n))
+    x = torch.cat([x, torch.tensor(raw, dtype=itype).view(dtype)])
+    assert torch.equal(positive_finite(x), (x > 0) & (x < float("inf")))

@@ -92,6 +92,15 @@ def per_image(stat: Tensor, batch_size: int, scope: str) -> Tensor:
     return stat
 
 
+def count_valid(valid: Tensor) -> Tensor:
+    """Valid entries per row of a bool ``(G, N)`` mask, as int64.
+
+    Summed as ``uint8`` into ``int32`` (exact below 2**31 per row): twice as fast on the CPU
+    as a ``bool`` sum, which accumulates in int64.
+    """
+    return valid.view(torch.uint8).sum(dim=-1, dtype=torch.int32).long()
+
+
 def div_count(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` for a denominator that is 0 or at least 1, with ``0 / 0 = 0``.
 
@@ -159,7 +168,7 @@ class Prepared:
     @property
     def count(self) -> Tensor:
         if self._count is None:
-            self._count = self.valid.sum(dim=-1)
+            self._count = count_valid(self.valid)
         return self._count
 
     @property
@@ -248,7 +257,7 @@ def prepare_one(
     check_mask(mask, x, name)
     check_weights(weights, x, name)
     v, valid, w = _flatten_checked(x, mask, weights, scope, compute_dtype(x, weights), fill)
-    return PreparedOne(v, valid, valid_weights(valid, w, v.dtype, scope), valid.sum(dim=-1))
+    return PreparedOne(v, valid, valid_weights(valid, w, v.dtype, scope), count_valid(valid))
 
 
 def valid_weights(valid: Tensor, weights: Optional[Tensor], dtype: torch.dtype, scope: str = "image") -> Tensor:

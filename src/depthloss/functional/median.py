@@ -9,6 +9,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_float, check_mask
 from depthloss.functional._common import (
+    count_valid,
     abs_sum,
     SCOPES,
     Scope,
@@ -60,7 +61,7 @@ def masked_median(x: Tensor, mask: Optional[Tensor] = None, *, scope: Scope = "i
     check_mask(mask, x, "x")
     values = groups(x, scope).to(compute_dtype(x))  # invalid values are never read: no sanitizing
     valid = torch.ones_like(values, dtype=torch.bool) if mask is None else groups(mask, scope)
-    return per_image(lower_median(values, valid, valid.sum(dim=-1)), x.shape[0], scope)
+    return per_image(lower_median(values, valid, count_valid(valid)), x.shape[0], scope)
 
 
 class MadNormalized(NamedTuple):

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_int, check_mask, check_pair
 from depthloss.functional._common import (
+    count_valid,
     abs_sum,
     Reduction,
     Scope,
@@ -147,7 +148,7 @@ def scale_adaptive_terms(
 
     target_level = _target_level0(g, m, m_f, cfg.gt_downsample)
     x_l = x
-    count0 = groups(m, scope).sum(dim=-1)
+    count0 = count_valid(groups(m, scope))
     weighted = []
     per_level = []  # per level: (loss, l1, grad, valid fraction, stencil fraction) per group
     for level in range(cfg.num_scales):
@@ -157,7 +158,7 @@ def scale_adaptive_terms(
         m_l = target_level.mask
         xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
         wr = groups(m_f, scope) if level == 0 else float_mask(mr, dtype)
-        count = count0 if level == 0 else mr.sum(dim=-1)
+        count = count0 if level == 0 else count_valid(mr)
         p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
         g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
         # R = α (p̂ − ĝ) + (1 − α)(p − g)/s_g = α p̂ + b p − T, with the target part

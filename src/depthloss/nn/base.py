@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from depthloss.functional._checks import check_choice, check_mask, check_pair, check_progress
 from depthloss.functional._common import SCOPES, check_reduction, compute_dtype
+from depthloss.functional._fused import positive_finite
 from depthloss.functional.conversions import inverse_bounds, check_depth_range, clamp_valid, to_depth, to_inverse
 
 __all__ = ["DepthLoss", "InputSpace", "LazyMetrics", "valid_mask"]
@@ -21,8 +22,7 @@ LossSpace = Literal["input", "inverse", "depth"]
 
 def valid_mask(target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """``mask & isfinite(target) & (target > 0)``: sparse ground truth stores 0 for "no return"."""
-    valid = target > 0  # and finite (NaN compares false), with in-place ands: one buffer
-    valid &= target < float("inf")
+    valid = positive_finite(target)
     if mask is not None:
         valid &= mask
     return valid
