@@ -92,6 +92,27 @@ def per_image(stat: Tensor, batch_size: int, scope: str) -> Tensor:
     return stat
 
 
+def rowdot(a: Tensor, b: Tensor) -> Tensor:
+    """``Σ a·b`` over the last dimension (``linalg.vecdot`` for real tensors).
+
+    On the CPU, for a few rows, one BLAS ``dot`` per row: ``vecdot`` materializes the product
+    (0.09 ms for 4x131k floats against 0.06 ms for four ``dot`` calls, which allocate nothing).
+    """
+    if (
+        a.device.type == "cpu"
+        and a.dim() == 2
+        and a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.shape[0] <= _DOT_ROWS
+        and not torch.compiler.is_compiling()
+    ):
+        return torch.stack([torch.dot(x, y) for x, y in zip(a, b)])
+    return torch.linalg.vecdot(a, b)
+
+
+_DOT_ROWS = 16  # above this many rows the per-row calls cost more than vecdot's temporary
+
+
 def count_valid(valid: Tensor) -> Tensor:
     """Valid entries per row of a bool ``(G, N)`` mask, as int64.
 

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
+from depthloss.functional._common import rowdot
+
 from depthloss.functional._fused import _inside, select, shared_bits
 
 __all__ = ["PairSums", "SanitizedTarget", "inverse_pair_sums", "sanitize_target"]
@@ -81,14 +83,14 @@ class _InversePairSums(torch.autograd.Function):
         inv_p = _inside(pred, valid, floor, ceil, p) if ctx.needs_input_grad[0] else None
         inv_t = _inside(target, valid, floor, ceil, t_clamped) if ctx.needs_input_grad[1] else None
         g = torch.div(t_clamped, p).log_()  # log(1 / 1) = 0 off-mask
-        out = [d.sum(dim=-1), torch.linalg.vecdot(d, d), g.sum(dim=-1), torch.linalg.vecdot(g, g)]
+        out = [d.sum(dim=-1), rowdot(d, d), g.sum(dim=-1), rowdot(g, g)]
         wd = y = None
         if w is not None:
             wd = w * d
-            out += [wd.sum(dim=-1), torch.linalg.vecdot(wd, d)]
+            out += [wd.sum(dim=-1), rowdot(wd, d)]
         if u is not None:
             y = u * g
-            out += [y.sum(dim=-1), torch.linalg.vecdot(y, y)]
+            out += [y.sum(dim=-1), rowdot(y, y)]
         ctx.has_w, ctx.has_u = w is not None, u is not None
         ctx.save_for_backward(valid, bits, d, g, w, wd, u, y, inv_p, inv_t)
         return tuple(out)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_int, check_mask
 from depthloss.functional._common import (
+    rowdot,
     Reduction,
     Scope,
     autocast_off,
@@ -165,7 +166,11 @@ def _derivatives_adjoint(gx: Tensor, gy: Tensor, shape: torch.Size, operator: st
 
 def _vdot(a: Tensor, b: Tensor) -> Tensor:
     """Per-image dot product over the last two dims (no product buffer)."""
-    return torch.linalg.vecdot(a.flatten(-2), b.flatten(-2))
+    a2, b2 = a.flatten(-2), b.flatten(-2)
+    if a2.dim() != 3 or a2.shape[-1] == 0:
+        return torch.linalg.vecdot(a2, b2)
+    rows = a2.shape[0] * a2.shape[1]
+    return rowdot(a2.reshape(rows, -1), b2.reshape(rows, -1)).reshape(a2.shape[:-1])
 
 
 class _GradientAbsSums(torch.autograd.Function):

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_float, check_mask
 from depthloss.functional._common import (
+    rowdot,
     count_valid,
     abs_sum,
     SCOPES,
@@ -107,10 +108,10 @@ class _MadNormalize(torch.autograd.Function):
         inv_s = scale.reciprocal()
         sign = torch.sign(x_hat)  # 0 off-mask and at the median
         sum_sign = sign.sum(dim=-1)
-        a = (g_scale - torch.linalg.vecdot(g_hat, x_hat) * inv_s) * free / n
+        a = (g_scale - rowdot(g_hat, x_hat) * inv_s) * free / n
         grad = g_hat * mask_f
         grad.mul_(inv_s.unsqueeze(1)).add_(sign.mul_(a.unsqueeze(1)))
-        at_median = (g_shift - torch.linalg.vecdot(g_hat, mask_f) * inv_s - a * sum_sign) * has
+        at_median = (g_shift - rowdot(g_hat, mask_f) * inv_s - a * sum_sign) * has
         grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))
         return grad, None, None, None, None
 
@@ -138,7 +139,7 @@ def _mad_input_grad(
     inv_s = s.reciprocal()
     tau = torch.sign(c)  # 0 off-mask and at the median
     sum_tau = tau.sum(dim=-1)
-    a = -gamma * torch.linalg.vecdot(sigma, c) * inv_s * inv_s * free / n
+    a = -gamma * rowdot(sigma, c) * inv_s * inv_s * free / n
     grad = tau.mul_(a.unsqueeze(1)).addcmul_(sigma, (gamma * inv_s).unsqueeze(1))
     at_median = (-gamma * sum_sigma * inv_s - a * sum_tau) * has
     return grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._checks import check_choice
-from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, autocast_off, div_count, per_image, prepare_one
+from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, autocast_off, div_count, per_image, prepare_one, rowdot
 from depthloss.functional._distributed import all_reduce_sum, global_active
 
 __all__ = ["masked_mean", "masked_var"]
@@ -48,7 +48,7 @@ class _MomentSums(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, w: Optional[Tensor], mask_f: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         wx = x if w is None else w * x
         ctx.save_for_backward(x, w, mask_f)
-        return wx.sum(dim=-1), torch.linalg.vecdot(wx, x)
+        return wx.sum(dim=-1), rowdot(wx, x)
 
     @staticmethod
     def backward(ctx: Any, g1: Tensor, g2: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None]:

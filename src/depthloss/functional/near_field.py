@@ -11,6 +11,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_weights
 from depthloss.functional._common import (
+    rowdot,
     GLOBAL_SCOPES,
     GlobalScope,
     Prepared,
@@ -159,7 +160,7 @@ def _ssi_silog_value(d: Tensor, g: Tensor, w: Optional[Tensor], p: Prepared, cfg
 
 def _region_mae(err: Tensor, w: Tensor, count: Tensor) -> Tensor:
     """Mean of ``err`` over the pixels of a 0/1 region ``w`` of the whole batch (a detached metric)."""
-    return safe_div(torch.linalg.vecdot(err, w).sum(), count.sum())
+    return safe_div(rowdot(err, w).sum(), count.sum())
 
 
 def _weighted_terms(
@@ -174,13 +175,13 @@ def _weighted_terms(
         if explicit:  # near-field weights are >= 1; explicit ones are rescaled to a largest weight of 1
             m = moments(d, valid_weights(p.valid, w_pix, w_pix.dtype, p.scope))
         else:
-            m = moments(d, w_pix, torch.linalg.vecdot(w_pix, p.mask_f))
+            m = moments(d, w_pix, rowdot(w_pix, p.mask_f))
         ssi_value = ssi_from_moments(all_reduce_moments(m, p.scope), cfg.alpha)
     else:  # the seed's d * w / w̄, for reproduction
         if cfg.ssi_weight_norm == "fixed":
             w_bar: Union[float, Tensor] = cfg.ssi_weight_mean
         else:
-            sum_w, n = all_reduce_sum(torch.linalg.vecdot(w_pix, p.mask_f).sum(), p.n.sum(), scope=p.scope)
+            sum_w, n = all_reduce_sum(rowdot(w_pix, p.mask_f).sum(), p.n.sum(), scope=p.scope)
             w_bar = div_count(sum_w, n).clamp(min=torch.finfo(d.dtype).tiny)
         w_norm = (w_pix / w_bar).clamp_(*cfg.ssi_weight_clamp)
         m = unit_moments(w_norm.mul_(d), p.mask_f, p.n)
@@ -194,7 +195,7 @@ def _weighted_terms(
 def silog_weights(w_pix: Tensor, p: Prepared, cfg: NearFieldConfig) -> Tensor:
     """The seed's issue-3 SILog weighting: ``u = sqrt(w) / mean(sqrt(w))`` over valid pixels, clamped."""
     u = torch.sqrt(w_pix)
-    sum_u, n = all_reduce_sum(torch.linalg.vecdot(u, p.mask_f), p.n, scope=p.scope)
+    sum_u, n = all_reduce_sum(rowdot(u, p.mask_f), p.n, scope=p.scope)
     mean_u = div_count(sum_u, n).clamp(min=1e-12)
     return u.div_(mean_u.unsqueeze(-1)).clamp_(*cfg.silog_weight_clamp)
 
@@ -208,7 +209,7 @@ def _fused_terms(
     every full-resolution sum in one fused function with a one-buffer backward.
     """
     with torch.no_grad():
-        sw = torch.linalg.vecdot(w_pix, p.mask_f)
+        sw = rowdot(w_pix, p.mask_f)
         u = silog_weights(w_pix, p, cfg)
     s = inverse_pair_sums(p.pred, p.target, p.valid, floor, ceil, t, w_pix, u)
     n = p.n
@@ -318,8 +319,8 @@ def _metrics(
         n_near = w_near.sum(dim=-1)
         has_valid = (p.count > 0).to(dtype)
         err = to_depth(p.pred, cfg.min_depth, cfg.max_depth).sub_(target_depth).abs_()
-        near_sum = torch.linalg.vecdot(err, w_near)
-        all_sum = torch.linalg.vecdot(err, p.mask_f)
+        near_sum = rowdot(err, w_near)
+        all_sum = rowdot(err, p.mask_f)
 
         def batch_mean(v: Tensor) -> Tensor:
             return safe_div((v * has_valid).sum(), has_valid.sum())

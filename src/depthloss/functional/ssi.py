@@ -9,6 +9,7 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import (
+    rowdot,
     abs_sum,
     Reduction,
     GLOBAL_SCOPES,
@@ -102,7 +103,7 @@ def trimmed_abs_mean_rows(residual: Tensor, valid: Tensor, count: Tensor, trim: 
     keep = count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
     tau = kth_smallest(r, valid, keep)
     below = valid & (r < tau.unsqueeze(-1))
-    kept_sum = torch.linalg.vecdot(r, below.view(torch.uint8).to(r.dtype))
+    kept_sum = rowdot(r, below.view(torch.uint8).to(r.dtype))
     kept_sum = kept_sum + (keep - below.sum(dim=-1)).to(r.dtype) * tau
     return div_count(kept_sum, keep.to(r.dtype))
 
