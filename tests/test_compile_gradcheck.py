@@ -304,6 +304,11 @@ GRADCHECKS: dict[str, Check] = {
     "scale_adaptive": Check(
         lambda i: lambda p, t: F.scale_adaptive(p, t, i.mask, i.progress, reduction="none"), PT, fast=True
     ),
+    # the metric unit floored by the target's median (u = scale_floor·|med g| > MAD): its own gradient path
+    "scale_adaptive_floored_unit": Check(
+        lambda i: lambda p, t: F.scale_adaptive(p, t, i.mask, 0.6, reduction="none", scale_floor=1.0, num_scales=2),
+        PT,
+    ),
 }
 
 

@@ -118,31 +118,43 @@ class _MadNormalize(torch.autograd.Function):
 
 def _centred(
     x: Tensor, idx: Tensor, valid: Tensor, count: Tensor, n: Tensor, eps: float, bits: Optional[Tensor]
-) -> Tuple[Tensor, Tensor, Tensor]:
-    """``(c, s, free)`` for the median at position ``idx``: ``c = x - median`` (exactly 0 off-mask,
-    whatever ``x`` holds there), ``s = max(MAD, eps)`` and whether the MAD is above ``eps``."""
+) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(c, s, free, m)`` for the median ``m`` at position ``idx``: ``c = x - m`` (exactly 0
+    off-mask, whatever ``x`` holds there), ``s = max(MAD, eps)`` and whether the MAD is above ``eps``."""
     shift = torch.where(count > 0, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
     c = select(valid, x - shift.unsqueeze(1), 0.0, bits, inplace=True)
     mad = abs_sum(c) / n
-    return c, mad.clamp(min=eps), mad > eps
+    return c, mad.clamp(min=eps), mad > eps, shift
 
 
 def _mad_input_grad(
-    sigma: Tensor, gamma: Tensor, sum_sigma: Tensor, c: Tensor, s: Tensor, n: Tensor, idx: Tensor,
-    has: Tensor, free: Tensor,
+    base: Tensor, coef: Tensor, direct: Optional[Tensor], sum_base: Tensor, dot_base_c: Tensor, c: Tensor,
+    s: Tensor, n: Tensor, idx: Tensor, has: Tensor, free: Tensor,
+    g_shift: Optional[Tensor] = None, g_scale: Optional[Tensor] = None,
 ) -> Tensor:  # fmt: skip
-    """Gradient reaching ``x`` through ``x̂ = (x - median) / s`` for an upstream ``G = gamma·sigma``.
+    """Gradient reaching ``x`` through ``x̂ = (x - median) / s``, in one buffer.
 
-    ``sigma`` is 0 off-mask and ``gamma`` a per-row factor; the formula is
-    :class:`_MadNormalize`'s with ``g_shift = g_scale = 0``. ``sigma`` is not modified.
+    The upstream gradient of ``x̂`` is ``G = coef·base`` (``base`` a map that is 0 off-mask,
+    ``coef`` per row), ``direct·base`` is added straight to ``x`` (a term linear in ``x``),
+    and ``g_shift`` / ``g_scale`` are the upstream gradients of the median and the scale.
+    ``sum_base = Σ base`` and ``dot_base_c = Σ base·c`` (``c = x - median``) are the row sums
+    the formula needs (:class:`_MadNormalize`'s):
+    ``∂/∂x_j = G_j/s + A·sign(c_j) + [j = i*](g_shift - ΣG/s - A·Σsign(c))``,
+    ``A = (g_scale - Σ G·x̂ / s) / n`` while the MAD is above ``eps``. ``base`` is not modified.
     """
     inv_s = s.reciprocal()
     tau = torch.sign(c)  # 0 off-mask and at the median
     sum_tau = tau.sum(dim=-1)
-    a = -gamma * rowdot(sigma, c) * inv_s * inv_s * free / n
-    grad = tau.mul_(a.unsqueeze(1)).addcmul_(sigma, (gamma * inv_s).unsqueeze(1))
-    at_median = (-gamma * sum_sigma * inv_s - a * sum_tau) * has
-    return grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))
+    a = -coef * dot_base_c * inv_s * inv_s
+    if g_scale is not None:
+        a = a + g_scale
+    a = a * free / n
+    along = coef * inv_s if direct is None else coef * inv_s + direct
+    grad = tau.mul_(a.unsqueeze(1)).addcmul_(base, along.unsqueeze(1))
+    at_median = -coef * sum_base * inv_s - a * sum_tau
+    if g_shift is not None:
+        at_median = at_median + g_shift
+    return grad.scatter_add_(1, idx.unsqueeze(1), (at_median * has).unsqueeze(1))
 
 
 class _MadL1(torch.autograd.Function):
@@ -160,8 +172,8 @@ class _MadL1(torch.autograd.Function):
         bits = shared_bits(valid, x) if x.dtype == g.dtype else None
         n = count.to(x.dtype).clamp(min=1.0)
         ix, ig = kth_smallest_indices([x, g], valid, (count + 1) // 2)  # one selection call for both
-        cx, sx, fx = _centred(x, ix, valid, count, n, eps, bits)
-        cg, sg, fg = _centred(g, ig, valid, count, n, eps, bits)
+        cx, sx, fx, _ = _centred(x, ix, valid, count, n, eps, bits)
+        cg, sg, fg, _ = _centred(g, ig, valid, count, n, eps, bits)
         r = cx * sx.reciprocal().unsqueeze(1)
         r.addcmul_(cg, sg.reciprocal().neg_().unsqueeze(1))  # x̂ - ĝ
         ctx.save_for_backward(r, cx, cg, sx, sg, n, ix, ig, count > 0, fx, fg)
@@ -174,10 +186,73 @@ class _MadL1(torch.autograd.Function):
         sum_sigma = sigma.sum(dim=-1)
         grad_x = grad_g = None
         if ctx.needs_input_grad[0]:
-            grad_x = _mad_input_grad(sigma, gamma, sum_sigma, cx, sx, n, ix, has, fx)
+            grad_x = _mad_input_grad(sigma, gamma, None, sum_sigma, rowdot(sigma, cx), cx, sx, n, ix, has, fx)
         if ctx.needs_input_grad[1]:
-            grad_g = _mad_input_grad(sigma, -gamma, sum_sigma, cg, sg, n, ig, has, fg)
+            grad_g = _mad_input_grad(sigma, -gamma, None, sum_sigma, rowdot(sigma, cg), cg, sg, n, ig, has, fg)
         return grad_x, grad_g, None, None, None
+
+
+class _MadResidual(torch.autograd.Function):
+    """The scale-adaptive residual ``R = α(x̂ - ĝ) + b(x - g)`` of two ``(G, N)`` maps, 0 off-mask.
+
+    ``x̂, ĝ`` are median/MAD-normalized over the shared mask and ``b = (1 - α) / u`` with the
+    target's unit ``u = max(s_g, floor·|med g|)``: α = 1 is scale-and-shift invariant, α = 0
+    metric in the target's MAD units. ``R = k_x·c_x - k_g·c_g + b(m_x - m_g)`` on valid
+    entries (``c = x - median``, ``k_x = α/s_x + b``, ``k_g = α/s_g + b``): three buffers in the
+    forward (both centred maps and ``R``) and one per input in the backward, built by
+    :func:`_mad_input_grad`; the target's gradient includes the path through ``u``. ``α`` is
+    a hyper-parameter (a schedule of training progress): no gradient flows to it. Returns
+    ``(R, s_g, m_g)``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, g: Tensor, valid: Tensor, mask_f: Tensor, count: Tensor, alpha: Any, eps: float,
+        floor: float,
+    ) -> Tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+        bits = shared_bits(valid, x) if x.dtype == g.dtype else None
+        n = count.to(x.dtype).clamp(min=1.0)
+        ix, ig = kth_smallest_indices([x, g], valid, (count + 1) // 2)
+        cx, sx, fx, mx = _centred(x, ix, valid, count, n, eps, bits)
+        cg, sg, fg, mg = _centred(g, ig, valid, count, n, eps, bits)
+        floored = floor * mg.abs()
+        unit = torch.maximum(sg, floored)
+        b = (1.0 - alpha) / unit
+        coef = torch.ones_like(b) * alpha  # α per row
+        r = cx * (coef / sx + b).unsqueeze(1)
+        r.addcmul_(cg, (coef / sg + b).neg_().unsqueeze(1))
+        r.addcmul_(mask_f, (b * (mx - mg)).unsqueeze(1))
+        ctx.floor = floor
+        ctx.save_for_backward(valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, count > 0, fx, fg, unit, b, floored, coef)
+        return r, sg, mg
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor, g_sg: Tensor, g_mg: Tensor) -> Tuple[Optional[Tensor], ...]:
+        valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, has, fx, fg, unit, b, floored, coef = ctx.saved_tensors
+        gm = select(valid, grad, 0.0, bits)  # the upstream gradient on valid entries only
+        sum_g = gm.sum(dim=-1)
+        dot_x, dot_g = rowdot(gm, cx), rowdot(gm, cg)
+        grad_x = grad_g = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _mad_input_grad(gm, coef, b, sum_g, dot_x, cx, sx, n, ix, has, fx)
+        if ctx.needs_input_grad[1]:
+            # through u = max(s_g, floor·|m_g|): Σ G·∂R/∂u = -(b/u)·Σ G·(x - g)
+            through_unit = -(b / unit) * (dot_x - dot_g + (mx - mg) * sum_g)
+            to_scale = torch.where(sg > floored, 1.0, torch.where(sg == floored, 0.5, 0.0))
+            g_scale = through_unit * to_scale + g_sg
+            g_shift = through_unit * (1.0 - to_scale) * ctx.floor * torch.sign(mg) + g_mg
+            grad_g = _mad_input_grad(gm, -coef, -b, sum_g, dot_g, cg, sg, n, ig, has, fg, g_shift, g_scale)
+        return (grad_x, grad_g) + (None,) * 6
+
+
+def mad_residual_rows(
+    x: Tensor, g: Tensor, valid: Tensor, mask_f: Tensor, count: Tensor, alpha: Any, eps: float, floor: float
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(R, s_g, m_g)`` of :class:`_MadResidual` for ``(G, N)`` rows; ``mask_f`` is ``valid`` as
+    0/1 floats, ``alpha`` a float or a 0-dim tensor (not differentiated)."""
+    if isinstance(alpha, Tensor):
+        alpha = alpha.detach()
+    return _MadResidual.apply(x, g, valid, mask_f, count, alpha, eps, floor)
 
 
 def mad_l1_rows(x: Tensor, g: Tensor, valid: Tensor, count: Tensor, eps: float) -> Tensor:

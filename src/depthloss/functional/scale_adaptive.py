@@ -24,7 +24,7 @@ from depthloss.functional._common import (
     div_count,
 )
 from depthloss.functional.gradients import sobel_mask_interior, stencil_abs_sums
-from depthloss.functional.median import mad_rows
+from depthloss.functional.median import mad_residual_rows
 from depthloss.functional.pyramid import SPARSE_MODES, SparseMode
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, scale_weights, schedule
 
@@ -159,18 +159,8 @@ def scale_adaptive_terms(
         xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
         wr = groups(m_f, scope) if level == 0 else float_mask(mr, dtype)
         count = count0 if level == 0 else count_valid(mr)
-        p_norm = mad_rows(xr, mr, wr, count, cfg.eps)
-        g_norm = mad_rows(gr, mr, wr, count, cfg.eps)
-        # R = α (p̂ − ĝ) + (1 − α)(p − g)/s_g = α p̂ + b p − T, with the target part
-        # T = α ĝ + b g and b = (1 − α)/s_g per row.
-        unit = torch.maximum(g_norm.scale, cfg.scale_floor * g_norm.shift.abs())
-        b = ((1.0 - alpha) / unit).unsqueeze(-1)
-        neg_target = (g_norm.x_hat * -alpha).sub_(gr * b)  # no gradient to the target needed in place
-        if isinstance(alpha, Tensor):
-            residual = torch.addcmul(neg_target, p_norm.x_hat, alpha)
-        else:
-            residual = torch.add(neg_target, p_norm.x_hat, alpha=alpha)
-        residual = residual.addcmul_(xr, b).mul_(wr)
+        # R = α (p̂ − ĝ) + (1 − α)(p − g)/u, u = max(s_g, scale_floor·|med g|), in one fused function
+        residual, _, _ = mad_residual_rows(xr, gr, mr, wr, count, alpha, cfg.eps, cfg.scale_floor)
         n_valid = wr.sum(dim=-1)
         l1 = div_count(abs_sum(residual), n_valid)
         grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)
