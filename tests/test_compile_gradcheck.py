@@ -280,6 +280,8 @@ GRADCHECKS: dict[str, Check] = {
         lambda i: lambda x: (F.downsample(x, 2), F.downsample(x, 2, "bilinear")), ("target",), fast=True
     ),
     "downsample_sparse": Check(_downsample_sparse, ("pred",), fast=True),
+    # even sizes take the strided 2x2 mean (odd ones avg_pool2d)
+    "downsample_even": Check(lambda i: lambda x: F.downsample(x[..., :4, :], 2), ("target",)),
     "depth_to_inv": Check(
         lambda i: lambda d: F.depth_to_inv(torch.where(i.mask, d, 0.0), max_depth=1.9), ("pred",), fast=True
     ),

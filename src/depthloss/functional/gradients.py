@@ -182,13 +182,14 @@ class _GradientAbsSums(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, r: Tensor, m: Tensor, scales: int, operator: str) -> Tensor:
-        sums, signs = [], []
+    def forward(ctx: Any, r: Tensor, m: Tensor, scales: int, operator: str) -> Tuple[Tensor, Tensor]:
+        sums, signs, stencils = [], [], []
         for level in range(scales):
             step = 2**level
             r_s, m_s = r[..., ::step, ::step], m[..., ::step, ::step]
             dx, dy = _derivatives(r_s, operator)
             wx, wy = _stencil_weights(m_s, operator, r.dtype)
+            stencils.append(wx.sum(dim=(-2, -1)))
             sx, sy = torch.sign(dx).mul_(wx), torch.sign(dy).mul_(wy)
             # Σ|d|·w = Σ d·sign(d)·w: no |d| buffer
             total = _vdot(dx, sx) + _vdot(dy, sy)
@@ -197,10 +198,12 @@ class _GradientAbsSums(torch.autograd.Function):
         ctx.save_for_backward(*signs)
         ctx.meta = (r.shape, scales, operator)
         out = torch.stack(sums, dim=-1)
-        return out * 0.125 if operator == "sobel" else out
+        counts = torch.stack(stencils, dim=-1)
+        ctx.mark_non_differentiable(counts)
+        return (out * 0.125 if operator == "sobel" else out), counts
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None]:
+    def backward(ctx: Any, grad: Tensor, _counts: Optional[Tensor]) -> Tuple[Optional[Tensor], None, None, None]:
         shape, scales, operator = ctx.meta
         signs = ctx.saved_tensors
         if operator == "sobel":
@@ -217,6 +220,11 @@ class _GradientAbsSums(torch.autograd.Function):
 
 def stencil_abs_sums(r: Tensor, m: Tensor, scales: int, operator: str) -> Tensor:
     """``(B, scales)`` sums of ``|∂x r| + |∂y r|`` over valid stencils (Sobel normalized by 1/8)."""
+    return _GradientAbsSums.apply(r, m, scales, operator)[0]
+
+
+def stencil_abs_sums_and_counts(r: Tensor, m: Tensor, scales: int, operator: str) -> Tuple[Tensor, Tensor]:
+    """:func:`stencil_abs_sums` and the ``(B, scales)`` numbers of valid (x-derivative) stencils."""
     return _GradientAbsSums.apply(r, m, scales, operator)
 
 

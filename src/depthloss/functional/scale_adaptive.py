@@ -23,9 +23,9 @@ from depthloss.functional._common import (
     reduce_images,
     div_count,
 )
-from depthloss.functional.gradients import sobel_mask_interior, stencil_abs_sums
+from depthloss.functional.gradients import stencil_abs_sums_and_counts
 from depthloss.functional.median import mad_residual_rows
-from depthloss.functional.pyramid import SPARSE_MODES, SparseMode
+from depthloss.functional.pyramid import SPARSE_MODES, SparseMode, area_pool
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, scale_weights, schedule
 
 __all__ = ["scale_adaptive"]
@@ -118,8 +118,8 @@ def _target_halve(level: _SparseLevel, mode: str) -> _SparseLevel:
 
 def _sobel_sums(r: Tensor, m: Tensor, scope: str) -> Tuple[Tensor, Tensor]:
     """Per-group ``Σ |∂x r| + |∂y r|`` over valid 3x3 stencils, and the number of such stencils."""
-    sums = stencil_abs_sums(r, m, 1, "sobel")[:, 0]
-    stencils = float_mask(sobel_mask_interior(m), r.dtype).sum(dim=(-2, -1))
+    sums, stencils = stencil_abs_sums_and_counts(r, m, 1, "sobel")
+    sums, stencils = sums[:, 0], stencils[:, 0]
     if scope == "batch":
         return sums.sum().unsqueeze(0), stencils.sum().unsqueeze(0)
     return sums, stencils
@@ -153,7 +153,7 @@ def scale_adaptive_terms(
     per_level = []  # per level: (loss, l1, grad, valid fraction, stencil fraction) per group
     for level in range(cfg.num_scales):
         if level > 0:
-            x_l = F.avg_pool2d(x_l, 2, 2, ceil_mode=True, count_include_pad=False)
+            x_l = area_pool(x_l, 2)
             target_level = _target_halve(target_level, cfg.gt_downsample)
         m_l = target_level.mask
         xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
