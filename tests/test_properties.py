@@ -746,3 +746,24 @@ def test_positive_finite_is_the_two_comparisons(data, dtype: torch.dtype) -> Non
     raw = data.draw(st.lists(st.integers(-(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1), min_size=n, max_size=n))
     x = torch.cat([x, torch.tensor(raw, dtype=itype).view(dtype)])
     assert torch.equal(positive_finite(x), (x > 0) & (x < float("inf")))
+
+
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    low=log_uniform(1e-30, 1e30),
+    span=st.one_of(st.none(), log_uniform(1.0, 1e6)),
+)
+def test_in_range_is_the_comparisons(data, dtype: torch.dtype, low: float, span: Optional[float]) -> None:
+    """The bit-pattern range check behind clamp masks equals ``low <= x <= high`` (NaN outside)."""
+    from depthloss.functional._fused import in_range
+
+    high = None if span is None else low * span
+    itype, nbits = (torch.int64, 64) if dtype == torch.float64 else (torch.int32, 32)
+    n = data.draw(st.integers(1, 64))
+    raw = data.draw(st.lists(st.integers(-(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1), min_size=n, max_size=n))
+    near = [low, high or low, float("inf"), float("nan"), 0.0, -0.0, -low]
+    x = torch.cat([torch.tensor(raw, dtype=itype).view(dtype), torch.tensor(near, dtype=dtype)])
+    lo = torch.tensor(low, dtype=dtype)
+    expected = (x >= lo) & (x <= (torch.tensor(high, dtype=dtype) if high is not None else float("inf")))
+    assert torch.equal(in_range(x, float(lo), None if high is None else float(torch.tensor(high, dtype=dtype))), expected)

@@ -25,6 +25,8 @@ __all__ = [
     "masked_diff",
     "masked_log_ratio",
     "masked_reciprocal",
+    "in_range",
+    "positive",
     "positive_finite",
     "sanitize",
     "select",
@@ -74,25 +76,45 @@ def select(valid: Tensor, x: Tensor, fill: float, bits: Optional[Tensor] = None,
     return out.view(x.dtype)
 
 
-# largest finite float's bit pattern minus one, per dtype: 0 < x < inf  <=>  0 <= bits(x) - 1 <= this
-_FINITE_SPAN = {torch.float32: 0x7F7FFFFE, torch.float64: 0x7FEFFFFFFFFFFFFE}
+def _bits_of(value: float, dtype: torch.dtype) -> int:
+    _, ffmt, ifmt = _BITS[dtype]
+    return struct.unpack(ifmt, struct.pack(ffmt, value))[0]
+
+
+def in_range(x: Tensor, low: float, high: Optional[float] = None) -> Tensor:
+    """Bool mask of ``low <= x <= high`` for ``0 < low <= high`` (``high=None``: +inf); NaN is outside.
+
+    On the CPU a float comparison producing ``bool`` is a slow kernel (~0.2 ms for 4x256x512
+    floats: two of them cost more than the rest of a masked L1). Positive floats order like
+    their bit patterns, so the test is one integer range check,
+    ``0 <= bits(x) - bits(low) <= bits(high) - bits(low)``: -0, negative numbers and NaNs
+    with the sign bit fall below (wrapping around), the other NaNs above. Elsewhere (CUDA,
+    ``torch.compile``, half precision): two comparisons.
+    """
+    top = float("inf") if high is None else high
+    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
+        inside = x >= low
+        return inside & (x <= top) if high is not None else inside & (x == x)  # x == x: not NaN
+    lo, hi = _bits_of(low, x.dtype), _bits_of(top, x.dtype)
+    y = x.detach().view(_BITS[x.dtype][0]) - lo
+    out = torch.sub(hi - lo, y).bitwise_or_(y)  # sign bit set iff y is outside [0, hi - lo]
+    return out.bitwise_right_shift_(8 * x.element_size() - 1).bitwise_not_().to(torch.bool)
 
 
 def positive_finite(x: Tensor) -> Tensor:
-    """Bool mask of ``0 < x < inf`` (NaN is not): the validity of a sparse depth target.
-
-    On the CPU a float comparison producing ``bool`` is a slow kernel (~0.2 ms for 4x256x512
-    floats, the two comparisons costing more than the rest of a masked L1); on the bit
-    pattern the test is one range check, ``0 <= bits(x) - 1 <= bits(max) - 1`` (positive
-    floats order like their bit patterns; -0, negatives and NaNs with the sign bit fall below,
-    inf and the other NaNs above), done with integer ops. Elsewhere: two comparisons.
-    """
-    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
+    """Bool mask of ``0 < x < inf`` (NaN is not): the validity of a sparse depth target (:func:`in_range`)."""
+    if x.dtype not in _BITS:
         return (x > 0) & (x < float("inf"))
-    itype = _BITS[x.dtype][0]
-    y = x.detach().view(itype) - 1
-    out = torch.sub(_FINITE_SPAN[x.dtype], y).bitwise_or_(y)  # sign bit set iff y is outside [0, span]
-    return out.bitwise_right_shift_(8 * x.element_size() - 1).bitwise_not_().to(torch.bool)
+    info = torch.finfo(x.dtype)
+    return in_range(x, info.smallest_normal * info.eps, info.max)  # the smallest subnormal .. the largest finite
+
+
+def positive(x: Tensor) -> Tensor:
+    """Bool mask of ``x > 0`` (``+inf`` included, NaN not), as :func:`in_range`."""
+    if x.dtype not in _BITS:
+        return x > 0
+    info = torch.finfo(x.dtype)
+    return in_range(x, info.smallest_normal * info.eps)
 
 
 def shared_bits(valid: Tensor, x: Tensor) -> Optional[Tensor]:
@@ -171,10 +193,13 @@ class _MaskedLogRatio(torch.autograd.Function):
 
 def _inside(x: Tensor, valid: Tensor, floor: float, ceil: Optional[float], clamped: Tensor) -> Tensor:
     """``1 / clamped`` where the clamp passed ``x`` through (bounds included, torch's convention), else 0."""
-    inside = valid & (x >= floor)
-    if ceil is not None:
-        inside &= x <= ceil
-    return _float(inside, clamped.dtype).div_(clamped)
+    inside = in_range(x, floor, ceil) if floor > 0 else _compare_range(x, floor, ceil)
+    return _float(inside.logical_and_(valid), clamped.dtype).div_(clamped)
+
+
+def _compare_range(x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
+    inside = x >= floor
+    return inside if ceil is None else inside.logical_and_(x <= ceil)
 
 
 def masked_log_ratio(
@@ -194,12 +219,10 @@ def masked_log_ratio(
 class _MaskedReciprocal(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
-        valid = x > 0  # NaN and non-positive values are invalid
+        valid = positive(x)  # NaN and non-positive values are invalid
         out = select(valid, x, 1.0).clamp_(min=floor, max=ceil)
         if ctx.needs_input_grad[0]:
-            inside = valid & (x >= floor)
-            if ceil is not None:
-                inside &= x <= ceil
+            inside = in_range(x, floor, ceil) if floor > 0 else valid & _compare_range(x, floor, ceil)
             out.reciprocal_()
             # d(1/x)/dx = -1/x^2 = -out^2 where the clamp passed x through, 0 elsewhere
             ctx.save_for_backward(out, _float(inside, x.dtype))

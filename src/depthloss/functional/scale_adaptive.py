@@ -23,6 +23,7 @@ from depthloss.functional._common import (
     reduce_images,
     div_count,
 )
+from depthloss.functional._fused import sanitize
 from depthloss.functional.gradients import stencil_abs_sums_and_counts
 from depthloss.functional.median import mad_residual_rows
 from depthloss.functional.pyramid import SPARSE_MODES, SparseMode, area_pool
@@ -139,7 +140,7 @@ def scale_adaptive_terms(
     g = target.to(dtype).reshape(x.shape)
     m = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.reshape(x.shape)
     m_f = float_mask(m, dtype)
-    g = torch.where(m, g, 0.0)
+    g = sanitize(g, m, 0.0)
 
     alpha = schedule(progress, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end)
     level_weights = scale_weights(progress, cfg.num_scales, cfg.scale_schedule, device=x.device, dtype=dtype)
