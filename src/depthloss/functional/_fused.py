@@ -22,6 +22,7 @@ from torch import Tensor
 
 __all__ = [
     "int_mask",
+    "passes_clamp",
     "masked_diff",
     "masked_log_ratio",
     "masked_reciprocal",
@@ -175,11 +176,14 @@ class _MaskedLogRatio(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: Tensor, b: Tensor, valid: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
         bits = shared_bits(valid, a) if a.dtype == b.dtype else None
-        num = select(valid, a, 1.0, bits).clamp_(min=floor, max=ceil)
-        den = select(valid, b, 1.0, bits).clamp_(min=floor, max=ceil)
+        num, den = select(valid, a, 1.0, bits), select(valid, b, 1.0, bits)
         # d/da log(a) = 1/a where a was valid and inside the clamp: keep 1/a there, 0 elsewhere
-        inv_a = _inside(a, valid, floor, ceil, num) if ctx.needs_input_grad[0] else None
-        inv_b = _inside(b, valid, floor, ceil, den) if ctx.needs_input_grad[1] else None
+        in_a = passes_clamp(num, floor, ceil) if ctx.needs_input_grad[0] else None
+        in_b = passes_clamp(den, floor, ceil) if ctx.needs_input_grad[1] else None
+        num.clamp_(min=floor, max=ceil)
+        den.clamp_(min=floor, max=ceil)
+        inv_a = None if in_a is None else select(valid, in_a.div_(num), 0.0, bits, inplace=True)
+        inv_b = None if in_b is None else select(valid, in_b.div_(den), 0.0, bits, inplace=True)
         ctx.save_for_backward(inv_a, inv_b)
         return num.div_(den).log_()  # in place: one buffer for the result
 
@@ -195,6 +199,15 @@ def _inside(x: Tensor, valid: Tensor, floor: float, ceil: Optional[float], clamp
     """``1 / clamped`` where the clamp passed ``x`` through (bounds included, torch's convention), else 0."""
     inside = in_range(x, floor, ceil) if floor > 0 else _compare_range(x, floor, ceil)
     return _float(inside.logical_and_(valid), clamped.dtype).div_(clamped)
+
+
+def passes_clamp(x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:
+    """0/1 floats: where ``clamp(x, floor, ceil)`` passes ``x`` through (bounds included, torch's
+    convention), from signs instead of comparisons (no ``bool`` kernels). ``x`` must hold no NaN."""
+    out = (x - floor).sign_().add_(1.0).clamp_(max=1.0)
+    if ceil is not None:
+        out.mul_(torch.sub(ceil, x).sign_().add_(1.0).clamp_(max=1.0))
+    return out
 
 
 def _compare_range(x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:

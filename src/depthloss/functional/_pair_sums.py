@@ -20,7 +20,7 @@ from torch import Tensor
 
 from depthloss.functional._common import rowdot
 
-from depthloss.functional._fused import _inside, select, shared_bits
+from depthloss.functional._fused import _inside, passes_clamp, select, shared_bits
 
 __all__ = ["PairSums", "SanitizedTarget", "inverse_pair_sums", "sanitize_target"]
 
@@ -79,8 +79,9 @@ class _InversePairSums(torch.autograd.Function):
     ) -> Tuple[Tensor, ...]:
         p = select(valid, pred, 1.0, bits)
         d = p - t_raw  # exactly 0 off-mask: both hold 1 there
+        inside = passes_clamp(p, floor, ceil) if ctx.needs_input_grad[0] else None
         p.clamp_(min=floor, max=ceil)
-        inv_p = _inside(pred, valid, floor, ceil, p) if ctx.needs_input_grad[0] else None
+        inv_p = None if inside is None else select(valid, inside.div_(p), 0.0, bits, inplace=True)
         inv_t = _inside(target, valid, floor, ceil, t_clamped) if ctx.needs_input_grad[1] else None
         g = torch.div(t_clamped, p).log_()  # log(1 / 1) = 0 off-mask
         out = [d.sum(dim=-1), rowdot(d, d), g.sum(dim=-1), rowdot(g, g)]
