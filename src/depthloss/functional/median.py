@@ -116,21 +116,32 @@ class _MadNormalize(torch.autograd.Function):
         return grad, None, None, None, None
 
 
+class _Centred(NamedTuple):
+    c: Tensor  # x - m, exactly 0 off-mask
+    scale: Tensor  # max(MAD, eps)
+    free: Tensor  # MAD > eps
+    shift: Tensor  # the median m
+    sign: Optional[Tensor]  # sign(c), when asked for (the backward needs it)
+
+
 def _centred(
-    x: Tensor, idx: Tensor, valid: Tensor, count: Tensor, n: Tensor, eps: float, bits: Optional[Tensor]
-) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(c, s, free, m)`` for the median ``m`` at position ``idx``: ``c = x - m`` (exactly 0
-    off-mask, whatever ``x`` holds there), ``s = max(MAD, eps)`` and whether the MAD is above ``eps``."""
+    x: Tensor, idx: Tensor, valid: Tensor, count: Tensor, n: Tensor, eps: float, bits: Optional[Tensor],
+    with_sign: bool = False,
+) -> _Centred:  # fmt: skip
+    """Centre ``x`` on its median at position ``idx`` (invalid entries may hold anything, NaN
+    included); with ``with_sign`` the MAD is ``Σ c·sign(c)`` and ``sign(c)`` is kept, which the
+    backward would otherwise recompute."""
     shift = torch.where(count > 0, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
     c = select(valid, x - shift.unsqueeze(1), 0.0, bits, inplace=True)
-    mad = abs_sum(c) / n
-    return c, mad.clamp(min=eps), mad > eps, shift
+    tau = torch.sign(c) if with_sign else None
+    mad = (abs_sum(c) if tau is None else rowdot(c, tau)) / n
+    return _Centred(c, mad.clamp(min=eps), mad > eps, shift, tau)
 
 
 def _mad_input_grad(
     base: Tensor, coef: Tensor, direct: Optional[Tensor], sum_base: Tensor, dot_base_c: Tensor, c: Tensor,
     s: Tensor, n: Tensor, idx: Tensor, has: Tensor, free: Tensor,
-    g_shift: Optional[Tensor] = None, g_scale: Optional[Tensor] = None,
+    g_shift: Optional[Tensor] = None, g_scale: Optional[Tensor] = None, sign: Optional[Tensor] = None,
 ) -> Tensor:  # fmt: skip
     """Gradient reaching ``x`` through ``x̂ = (x - median) / s``, in one buffer.
 
@@ -140,17 +151,18 @@ def _mad_input_grad(
     ``sum_base = Σ base`` and ``dot_base_c = Σ base·c`` (``c = x - median``) are the row sums
     the formula needs (:class:`_MadNormalize`'s):
     ``∂/∂x_j = G_j/s + A·sign(c_j) + [j = i*](g_shift - ΣG/s - A·Σsign(c))``,
-    ``A = (g_scale - Σ G·x̂ / s) / n`` while the MAD is above ``eps``. ``base`` is not modified.
+    ``A = (g_scale - Σ G·x̂ / s) / n`` while the MAD is above ``eps``. ``sign`` may pass a
+    saved ``sign(c)``. ``base`` and ``sign`` are not modified.
     """
     inv_s = s.reciprocal()
-    tau = torch.sign(c)  # 0 off-mask and at the median
+    tau = torch.sign(c) if sign is None else sign  # 0 off-mask and at the median
     sum_tau = tau.sum(dim=-1)
     a = -coef * dot_base_c * inv_s * inv_s
     if g_scale is not None:
         a = a + g_scale
     a = a * free / n
     along = coef * inv_s if direct is None else coef * inv_s + direct
-    grad = tau.mul_(a.unsqueeze(1)).addcmul_(base, along.unsqueeze(1))
+    grad = (torch.mul(tau, a.unsqueeze(1)) if sign is not None else tau.mul_(a.unsqueeze(1))).addcmul_(base, along.unsqueeze(1))
     at_median = -coef * sum_base * inv_s - a * sum_tau
     if g_shift is not None:
         at_median = at_median + g_shift
@@ -172,23 +184,23 @@ class _MadL1(torch.autograd.Function):
         bits = shared_bits(valid, x) if x.dtype == g.dtype else None
         n = count.to(x.dtype).clamp(min=1.0)
         ix, ig = kth_smallest_indices([x, g], valid, (count + 1) // 2)  # one selection call for both
-        cx, sx, fx, _ = _centred(x, ix, valid, count, n, eps, bits)
-        cg, sg, fg, _ = _centred(g, ig, valid, count, n, eps, bits)
-        r = cx * sx.reciprocal().unsqueeze(1)
-        r.addcmul_(cg, sg.reciprocal().neg_().unsqueeze(1))  # x̂ - ĝ
-        ctx.save_for_backward(r, cx, cg, sx, sg, n, ix, ig, count > 0, fx, fg)
-        return abs_sum(r)
+        px = _centred(x, ix, valid, count, n, eps, bits, with_sign=ctx.needs_input_grad[0])
+        pg = _centred(g, ig, valid, count, n, eps, bits, with_sign=ctx.needs_input_grad[1])
+        r = px.c * px.scale.reciprocal().unsqueeze(1)
+        r.addcmul_(pg.c, pg.scale.reciprocal().neg_().unsqueeze(1))  # x̂ - ĝ
+        sigma = torch.sign(r)  # 0 off-mask: r is
+        ctx.save_for_backward(sigma, px.c, pg.c, px.scale, pg.scale, n, ix, ig, count > 0, px.free, pg.free, px.sign, pg.sign)
+        return rowdot(r, sigma)  # Σ|r|
 
     @staticmethod
     def backward(ctx: Any, gamma: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
-        r, cx, cg, sx, sg, n, ix, ig, has, fx, fg = ctx.saved_tensors
-        sigma = torch.sign(r)  # 0 off-mask: r is
+        sigma, cx, cg, sx, sg, n, ix, ig, has, fx, fg, tx, tg = ctx.saved_tensors
         sum_sigma = sigma.sum(dim=-1)
         grad_x = grad_g = None
         if ctx.needs_input_grad[0]:
-            grad_x = _mad_input_grad(sigma, gamma, None, sum_sigma, rowdot(sigma, cx), cx, sx, n, ix, has, fx)
+            grad_x = _mad_input_grad(sigma, gamma, None, sum_sigma, rowdot(sigma, cx), cx, sx, n, ix, has, fx, sign=tx)
         if ctx.needs_input_grad[1]:
-            grad_g = _mad_input_grad(sigma, -gamma, None, sum_sigma, rowdot(sigma, cg), cg, sg, n, ig, has, fg)
+            grad_g = _mad_input_grad(sigma, -gamma, None, sum_sigma, rowdot(sigma, cg), cg, sg, n, ig, has, fg, sign=tg)
         return grad_x, grad_g, None, None, None
 
 
@@ -213,8 +225,8 @@ class _MadResidual(torch.autograd.Function):
         bits = shared_bits(valid, x) if x.dtype == g.dtype else None
         n = count.to(x.dtype).clamp(min=1.0)
         ix, ig = kth_smallest_indices([x, g], valid, (count + 1) // 2)
-        cx, sx, fx, mx = _centred(x, ix, valid, count, n, eps, bits)
-        cg, sg, fg, mg = _centred(g, ig, valid, count, n, eps, bits)
+        cx, sx, fx, mx, tx = _centred(x, ix, valid, count, n, eps, bits, with_sign=ctx.needs_input_grad[0])
+        cg, sg, fg, mg, tg = _centred(g, ig, valid, count, n, eps, bits, with_sign=ctx.needs_input_grad[1])
         floored = floor * mg.abs()
         unit = torch.maximum(sg, floored)
         b = (1.0 - alpha) / unit
@@ -223,25 +235,25 @@ class _MadResidual(torch.autograd.Function):
         r.addcmul_(cg, (coef / sg + b).neg_().unsqueeze(1))
         r.addcmul_(mask_f, (b * (mx - mg)).unsqueeze(1))
         ctx.floor = floor
-        ctx.save_for_backward(valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, count > 0, fx, fg, unit, b, floored, coef)
+        ctx.save_for_backward(valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, count > 0, fx, fg, unit, b, floored, coef, tx, tg)
         return r, sg, mg
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor, g_sg: Tensor, g_mg: Tensor) -> Tuple[Optional[Tensor], ...]:
-        valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, has, fx, fg, unit, b, floored, coef = ctx.saved_tensors
+        valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, has, fx, fg, unit, b, floored, coef, tx, tg = ctx.saved_tensors
         gm = select(valid, grad, 0.0, bits)  # the upstream gradient on valid entries only
         sum_g = gm.sum(dim=-1)
         dot_x, dot_g = rowdot(gm, cx), rowdot(gm, cg)
         grad_x = grad_g = None
         if ctx.needs_input_grad[0]:
-            grad_x = _mad_input_grad(gm, coef, b, sum_g, dot_x, cx, sx, n, ix, has, fx)
+            grad_x = _mad_input_grad(gm, coef, b, sum_g, dot_x, cx, sx, n, ix, has, fx, sign=tx)
         if ctx.needs_input_grad[1]:
             # through u = max(s_g, floor·|m_g|): Σ G·∂R/∂u = -(b/u)·Σ G·(x - g)
             through_unit = -(b / unit) * (dot_x - dot_g + (mx - mg) * sum_g)
             to_scale = torch.where(sg > floored, 1.0, torch.where(sg == floored, 0.5, 0.0))
             g_scale = through_unit * to_scale + g_sg
             g_shift = through_unit * (1.0 - to_scale) * ctx.floor * torch.sign(mg) + g_mg
-            grad_g = _mad_input_grad(gm, -coef, -b, sum_g, dot_g, cg, sg, n, ig, has, fg, g_shift, g_scale)
+            grad_g = _mad_input_grad(gm, -coef, -b, sum_g, dot_g, cg, sg, n, ig, has, fg, g_shift, g_scale, sign=tg)
         return (grad_x, grad_g) + (None,) * 6
 
 
