@@ -378,3 +378,33 @@ def test_inverse_pair_sums_match_autograd_and_gradcheck(bounds: tuple) -> None:
         return tuple(inverse_pair_sums(pp, tt, m, floor, ceil, w=w, u=u))
 
     assert torch.autograd.gradcheck(fn, (p.detach().clone().requires_grad_(True), t.detach().clone().requires_grad_(True)), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# second derivatives: correct, or a clear error (never silently wrong)
+# --------------------------------------------------------------------------------------
+
+
+def _registered_losses() -> list:
+    """Every registered loss but berHu, whose threshold ``c = 0.2 max|d|`` is a detached maximum
+    by definition, so no finite-difference second derivative matches it at any input."""
+    import depthloss
+
+    return [n for n in depthloss.list_losses() if n != "berhu"]
+
+
+@pytest.mark.parametrize("name", _registered_losses())
+def test_double_backward_is_correct_or_refused(name: str) -> None:
+    """Fused first-order backward passes refuse ``create_graph=True``; the rest pass gradgradcheck."""
+    import depthloss
+
+    module = depthloss.get_loss(name, input_space="depth") if name in ("l1", "mse") else depthloss.get_loss(name)
+    i = _gc_inputs(seed=6)
+    target = i.target.detach()
+    p = i.pred.detach().clone().requires_grad_(True)
+    try:
+        (g,) = torch.autograd.grad(module(p, target, i.mask), p, create_graph=True)
+    except RuntimeError as err:
+        assert "double backward" in str(err)
+        return
+    assert torch.autograd.gradgradcheck(lambda x: module(x, target, i.mask), (p,), atol=1e-6, rtol=1e-4)

@@ -14,8 +14,9 @@ gradient is exactly 0.
 
 from __future__ import annotations
 
+import functools
 import struct
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, TypeVar
 
 import torch
 from torch import Tensor
@@ -39,6 +40,31 @@ _BITS: Dict[torch.dtype, Tuple[torch.dtype, str, str]] = {
     torch.float32: (torch.int32, "<f", "<i"),
     torch.float64: (torch.int64, "<d", "<q"),
 }
+
+
+F_ = TypeVar("F_", bound=Callable[..., Any])
+
+
+def first_order(backward: F_) -> F_:
+    """Mark an ``autograd.Function.backward`` that is not itself differentiable.
+
+    The fused primitives' backward passes use values the forward computed without a graph
+    (``1 / x``, normalized maps, clamp masks), so a second derivative through them would be
+    silently wrong. Under ``create_graph=True`` (grad mode on inside the backward) they raise
+    instead. (``torch.autograd.function.once_differentiable`` only raises when an upstream
+    gradient requires grad, which these losses' upstream gradients often do not.)
+    """
+
+    @functools.wraps(backward)
+    def wrapper(ctx: Any, *grads: Any) -> Any:
+        if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+            raise RuntimeError(
+                "depthloss: double backward (create_graph=True) through this loss is not supported; "
+                "its fused backward is first-order only"
+            )
+        return backward(ctx, *grads)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _bitwise_ok(x: Tensor) -> bool:
@@ -188,6 +214,7 @@ class _MaskedLogRatio(torch.autograd.Function):
         return num.div_(den).log_()  # in place: one buffer for the result
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
         inv_a, inv_b = ctx.saved_tensors
         grad_a = grad * inv_a if inv_a is not None else None
@@ -244,6 +271,7 @@ class _MaskedReciprocal(torch.autograd.Function):
         return out.mul_(_float(valid, x.dtype))
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None, None]:
         out, inside = ctx.saved_tensors
         return (grad * out).mul_(out).mul_(inside).neg_(), None, None

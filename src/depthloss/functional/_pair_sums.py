@@ -20,7 +20,7 @@ from torch import Tensor
 
 from depthloss.functional._common import rowdot
 
-from depthloss.functional._fused import _inside, passes_clamp, select, shared_bits
+from depthloss.functional._fused import first_order, _inside, passes_clamp, select, shared_bits
 
 __all__ = ["PairSums", "SanitizedTarget", "inverse_pair_sums", "sanitize_target"]
 
@@ -97,6 +97,7 @@ class _InversePairSums(torch.autograd.Function):
         return tuple(out)
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, *grads: Tensor) -> Tuple[Optional[Tensor], ...]:
         valid, bits, d, g, w, wd, u, y, inv_p, inv_t = ctx.saved_tensors
         col = [x.unsqueeze(-1) for x in grads]

@@ -20,7 +20,7 @@ from depthloss.functional._common import (
     per_image,
     prepare_one,
 )
-from depthloss.functional._fused import select, shared_bits
+from depthloss.functional._fused import first_order, select, shared_bits
 from depthloss.functional._select import kth_smallest, kth_smallest_index, kth_smallest_indices
 
 __all__ = ["MadNormalized", "mad_normalize", "masked_median"]
@@ -101,6 +101,7 @@ class _MadNormalize(torch.autograd.Function):
         return x_hat, shift, scale
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, g_hat: Tensor, g_shift: Tensor, g_scale: Tensor) -> Tuple[Optional[Tensor], None, None, None, None]:
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
@@ -193,6 +194,7 @@ class _MadL1(torch.autograd.Function):
         return rowdot(r, sigma)  # Σ|r|
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, gamma: Tensor) -> Tuple[Optional[Tensor], Optional[Tensor], None, None, None]:
         sigma, cx, cg, sx, sg, n, ix, ig, has, fx, fg, tx, tg = ctx.saved_tensors
         sum_sigma = sigma.sum(dim=-1)
@@ -239,6 +241,7 @@ class _MadResidual(torch.autograd.Function):
         return r, sg, mg
 
     @staticmethod
+    @first_order
     def backward(ctx: Any, grad: Tensor, g_sg: Tensor, g_mg: Tensor) -> Tuple[Optional[Tensor], ...]:
         valid, bits, cx, cg, sx, sg, mx, mg, n, ix, ig, has, fx, fg, unit, b, floored, coef, tx, tg = ctx.saved_tensors
         gm = select(valid, grad, 0.0, bits)  # the upstream gradient on valid entries only
