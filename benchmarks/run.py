@@ -259,8 +259,9 @@ def _ms(t: Timing) -> str:
 def markdown(results: Results) -> str:
     env = results.environment
     out = [
-        f"## depthloss benchmarks — {env['device_name']} ({env['device']}), torch {env['torch']}, "
-        f"{env['threads']} threads",
+        f"## depthloss benchmarks — {env['device_name']} ({env['device']}"
+        + (f", {env['cpu_capability']}" if env.get("cpu_capability") else "")
+        + f"), torch {env['torch']}, {env['threads']} threads",
         "",
         "### Losses (forward / forward+backward, ms, median ± IQR/2)",
         "",

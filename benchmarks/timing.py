@@ -28,14 +28,30 @@ def measure(fn: Callable[[], Any], min_run_time: float = 0.5) -> Timing:
     return Timing(m.median * 1e3, m.iqr * 1e3)
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo`` on Linux), else the platform's processor or machine name."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment(device: torch.device) -> Dict[str, Any]:
     """Metadata recorded with every result."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    return {
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    env = {
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device),
         "device_name": name,
         "threads": torch.get_num_threads(),
         "platform": platform.platform(),
+        "machine": platform.machine(),
     }
+    if device.type == "cpu" and hasattr(torch.backends, "cpu"):
+        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()  # e.g. AVX512, AVX2
+    return env
