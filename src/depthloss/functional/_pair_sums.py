@@ -134,8 +134,8 @@ def inverse_pair_sums(
         valid: ``(G, N)`` bool.
         floor, ceil: the inverse-depth clamp of the SILog residual (``ceil`` may be None).
         t: :func:`sanitize_target` of ``target`` if the caller has it already.
-        w: optional detached SSI weights (finite wherever ``valid``).
-        u: optional detached SILog weights (finite wherever ``valid``).
+        w: optional detached SSI weights, finite at every pixel (0 where invalid is not needed).
+        u: optional detached SILog weights, finite at every pixel.
     """
     if t is None:
         t = sanitize_target(target, valid, floor, ceil, shared_bits(valid, pred) if pred.dtype == target.dtype else None)

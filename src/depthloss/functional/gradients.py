@@ -10,15 +10,15 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_int, check_mask
 from depthloss.functional._common import (
-    rowdot,
     Reduction,
     Scope,
     autocast_off,
     check_reduction,
     compute_dtype,
+    div_count,
     float_mask,
     reduce_images,
-    div_count,
+    rowdot,
 )
 
 __all__ = ["Gradients", "gradient_matching", "sobel", "sobel_mask"]

@@ -9,16 +9,16 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_depth_map, check_float, check_mask
 from depthloss.functional._common import (
-    rowdot,
-    count_valid,
-    abs_sum,
     SCOPES,
     Scope,
+    abs_sum,
     autocast_off,
     compute_dtype,
+    count_valid,
     groups,
     per_image,
     prepare_one,
+    rowdot,
 )
 from depthloss.functional._fused import first_order, select, shared_bits
 from depthloss.functional._select import kth_smallest, kth_smallest_index, kth_smallest_indices

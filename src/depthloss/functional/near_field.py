@@ -11,7 +11,6 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_weights
 from depthloss.functional._common import (
-    rowdot,
     GLOBAL_SCOPES,
     GlobalScope,
     Prepared,
@@ -23,6 +22,7 @@ from depthloss.functional._common import (
     groups,
     prepare,
     reduce_images,
+    rowdot,
     safe_div,
     valid_weights,
 )

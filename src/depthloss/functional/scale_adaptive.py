@@ -11,17 +11,17 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_choice, check_float, check_int, check_mask, check_pair
 from depthloss.functional._common import (
-    count_valid,
-    abs_sum,
     Reduction,
     Scope,
+    abs_sum,
     autocast_off,
     check_reduction,
     compute_dtype,
+    count_valid,
+    div_count,
     float_mask,
     groups,
     reduce_images,
-    div_count,
 )
 from depthloss.functional._fused import sanitize
 from depthloss.functional.gradients import stencil_abs_sums_and_counts

@@ -9,17 +9,17 @@ from torch import Tensor
 
 from depthloss.functional._checks import check_float
 from depthloss.functional._common import (
-    rowdot,
-    abs_sum,
-    Reduction,
     GLOBAL_SCOPES,
     GlobalScope,
+    Reduction,
     Scope,
+    abs_sum,
     autocast_off,
     check_reduction,
+    div_count,
     prepare,
     reduce_images,
-    div_count,
+    rowdot,
 )
 from depthloss.functional._fused import masked_diff
 from depthloss.functional._select import kth_smallest
