@@ -337,7 +337,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline comparisons")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per blocked_autorange")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating baseline/depthloss rounds (median ratio)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating baseline/depthloss rounds (median ratio)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="write results and metadata to this JSON file")
     parser.add_argument("--plot", default=None, help="write a PNG chart (needs matplotlib)")
