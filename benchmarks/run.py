@@ -361,12 +361,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env["seed"] = args.seed
     results = Results(environment=env, args=vars(args))
     start = time.perf_counter()
+    env["shapes"] = []
     for shape_name in shape_names:
         shape = SHAPES[shape_name]
         if args.valid:
             fractions = [float(v) for v in args.valid.split(",")]
         else:
             fractions = [0.3, 1.0] if shape.name == "small" else [shape.valid]
+        env["shapes"].append({**asdict(shape), "valid_fractions": fractions})
         for valid in fractions:
             print(f"# {shape} valid={valid:.0%}", file=sys.stderr)
             inputs = make_inputs(shape, valid, args.seed, device)

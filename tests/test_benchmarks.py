@@ -33,7 +33,10 @@ def test_run_suite_on_a_tiny_shape(run_module, tmp_path: Path, capsys: pytest.Ca
     assert run_module.main(["--shapes", "tiny", "--min-run-time", "0.01", "--rounds", "1", "--json", str(out)]) == 0
     table = capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert {"torch", "device", "threads", "seed"} <= set(data["environment"])
+    assert {"torch", "device", "device_name", "threads", "seed", "shapes"} <= set(data["environment"])
+    assert data["environment"]["shapes"] == [
+        {"name": "tiny", "batch": 2, "height": 32, "width": 64, "valid": 0.3, "valid_fractions": [0.3]}
+    ]
     timed = {row["loss"] for row in data["losses"]}
     assert timed == set(depthloss.list_losses())  # every registered loss, both valid fractions
     assert {row["valid"] for row in data["losses"]} == {0.3}
