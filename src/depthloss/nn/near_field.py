@@ -53,7 +53,7 @@ class NearFieldSSISilog(DepthLoss):
     Metrics: ``total``, ``ssi``, ``silog``, ``baseline``, ``total_over_baseline``,
     ``near_ratio``, ``near_mae``, ``far_mae`` (metres), ``threshold_t``, ``loss``. They cost
     full-resolution passes, so :attr:`metrics` is a :class:`~depthloss.nn.base.LazyMetrics`
-    that computes them (from detached copies of this call's inputs) the first time it is read.
+    that computes them (from detached references to this call's inputs) the first time it is read.
     """
 
     config_class = NearFieldConfig
