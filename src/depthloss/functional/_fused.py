@@ -67,11 +67,14 @@ def first_order(backward: F_) -> F_:
     return wrapper  # type: ignore[return-value]
 
 
+def _bit_path(x: Tensor) -> bool:
+    """Whether the bit-pattern kernels apply to ``x``: eager, on the CPU, float32/float64."""
+    return x.device.type == "cpu" and x.dtype in _BITS and not torch.compiler.is_compiling()
+
+
 def _bitwise_ok(x: Tensor) -> bool:
     """Whether :func:`select` may take its branch-free CPU path for ``x``."""
-    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
-        return False
-    return not (x.requires_grad and torch.is_grad_enabled())  # bit views carry no gradient
+    return _bit_path(x) and not (x.requires_grad and torch.is_grad_enabled())  # bit views carry no gradient
 
 
 def int_mask(valid: Tensor, dtype: torch.dtype) -> Tensor:
@@ -91,10 +94,9 @@ def select(valid: Tensor, x: Tensor, fill: float, bits: Optional[Tensor] = None,
     """
     if not _bitwise_ok(x):
         return torch.where(valid, x, fill)
-    itype, ffmt, ifmt = _BITS[x.dtype]
     m = int_mask(valid, x.dtype) if bits is None else bits
-    xi = x.view(itype)
-    fill_bits = struct.unpack(ifmt, struct.pack(ffmt, fill))[0]
+    xi = x.view(_BITS[x.dtype][0])
+    fill_bits = _bits_of(fill, x.dtype)
     if fill_bits == 0:  # +0.0
         return (xi.bitwise_and_(m) if inplace else xi & m).view(x.dtype)
     out = xi.bitwise_xor_(fill_bits) if inplace else xi ^ fill_bits
@@ -119,7 +121,7 @@ def in_range(x: Tensor, low: float, high: Optional[float] = None) -> Tensor:
     ``torch.compile``, half precision): two comparisons.
     """
     top = float("inf") if high is None else high
-    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
+    if not _bit_path(x):
         inside = x >= low
         return inside & (x <= top) if high is not None else inside & (x == x)  # x == x: not NaN
     lo, hi = _bits_of(low, x.dtype), _bits_of(top, x.dtype)
@@ -146,9 +148,7 @@ def positive(x: Tensor) -> Tensor:
 
 def shared_bits(valid: Tensor, x: Tensor) -> Optional[Tensor]:
     """The :func:`int_mask` several :func:`select` calls on maps like ``x`` can share (None off the CPU path)."""
-    if x.device.type != "cpu" or x.dtype not in _BITS or torch.compiler.is_compiling():
-        return None
-    return int_mask(valid, x.dtype)
+    return int_mask(valid, x.dtype) if _bit_path(x) else None
 
 
 class _Sanitize(torch.autograd.Function):
@@ -220,12 +220,6 @@ class _MaskedLogRatio(torch.autograd.Function):
         grad_a = grad * inv_a if inv_a is not None else None
         grad_b = (grad * inv_b).neg_() if inv_b is not None else None
         return grad_a, grad_b, None, None, None
-
-
-def _inside(x: Tensor, valid: Tensor, floor: float, ceil: Optional[float], clamped: Tensor) -> Tensor:
-    """``1 / clamped`` where the clamp passed ``x`` through (bounds included, torch's convention), else 0."""
-    inside = in_range(x, floor, ceil) if floor > 0 else _compare_range(x, floor, ceil)
-    return _float(inside.logical_and_(valid), clamped.dtype).div_(clamped)
 
 
 def passes_clamp(x: Tensor, floor: float, ceil: Optional[float]) -> Tensor:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from depthloss.functional._common import rowdot
 
-from depthloss.functional._fused import first_order, _inside, passes_clamp, select, shared_bits
+from depthloss.functional._fused import first_order, passes_clamp, select, shared_bits
 
 __all__ = ["PairSums", "SanitizedTarget", "inverse_pair_sums", "sanitize_target"]
 
@@ -81,8 +81,11 @@ class _InversePairSums(torch.autograd.Function):
         d = p - t_raw  # exactly 0 off-mask: both hold 1 there
         inside = passes_clamp(p, floor, ceil) if ctx.needs_input_grad[0] else None
         p.clamp_(min=floor, max=ceil)
+        # d log(clamp(x)) / dx: 1 / clamp(x) where valid and the clamp passed x through, else 0
         inv_p = None if inside is None else select(valid, inside.div_(p), 0.0, bits, inplace=True)
-        inv_t = _inside(target, valid, floor, ceil, t_clamped) if ctx.needs_input_grad[1] else None
+        inv_t = None
+        if ctx.needs_input_grad[1]:
+            inv_t = select(valid, passes_clamp(t_raw, floor, ceil).div_(t_clamped), 0.0, bits, inplace=True)
         g = torch.div(t_clamped, p).log_()  # log(1 / 1) = 0 off-mask
         out = [d.sum(dim=-1), rowdot(d, d), g.sum(dim=-1), rowdot(g, g)]
         wd = y = None

@@ -83,22 +83,18 @@ class _MadNormalize(torch.autograd.Function):
     ``∂L/∂x_j = G_j/s + A·sign(x̂_j) + [j = i*]·(g_m - ΣG/s - A·Σsign(x̂))`` on valid entries,
     with ``A = (g_s - Σ G·x̂ / s) / n`` while ``mean|c| > eps`` (0 once clamped).
 
-    One full-size buffer in the forward (``c``, normalized in place) and two in the backward,
-    instead of a dozen through autograd.
+    One full-size buffer in the forward (``c``, normalized in place) and two in the backward
+    (:func:`_mad_input_grad`), instead of a dozen through autograd.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, valid: Tensor, mask_f: Tensor, count: Tensor, eps: float) -> Tuple[Tensor, Tensor, Tensor]:
         idx = kth_smallest_index(x, valid, (count + 1) // 2)
-        has = count > 0
-        shift = torch.where(has, x.gather(1, idx.unsqueeze(1)).squeeze(1), 0.0)
-        x_hat = (x - shift.unsqueeze(1)).mul_(mask_f)  # c, exactly 0 off-mask
         n = count.to(x.dtype).clamp(min=1.0)
-        mad = abs_sum(x_hat) / n
-        scale = mad.clamp(min=eps)
-        x_hat.div_(scale.unsqueeze(1))
-        ctx.save_for_backward(x_hat, mask_f, scale, n, idx, has, mad > eps)
-        return x_hat, shift, scale
+        c = _centred(x, idx, valid, count, n, eps, shared_bits(valid, x))
+        x_hat = c.c.div_(c.scale.unsqueeze(1))
+        ctx.save_for_backward(x_hat, mask_f, c.scale, n, idx, count > 0, c.free)
+        return x_hat, c.shift, c.scale
 
     @staticmethod
     @first_order
@@ -106,14 +102,12 @@ class _MadNormalize(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, None, None, None, None
         x_hat, mask_f, scale, n, idx, has, free = ctx.saved_tensors
-        inv_s = scale.reciprocal()
-        sign = torch.sign(x_hat)  # 0 off-mask and at the median
-        sum_sign = sign.sum(dim=-1)
-        a = (g_scale - rowdot(g_hat, x_hat) * inv_s) * free / n
-        grad = g_hat * mask_f
-        grad.mul_(inv_s.unsqueeze(1)).add_(sign.mul_(a.unsqueeze(1)))
-        at_median = (g_shift - rowdot(g_hat, mask_f) * inv_s - a * sum_sign) * has
-        grad.scatter_add_(1, idx.unsqueeze(1), at_median.unsqueeze(1))
+        base = g_hat * mask_f  # the upstream gradient on valid entries; x̂ = c / s, so Σ base·c = s·Σ base·x̂
+        ones = torch.ones_like(scale)
+        grad = _mad_input_grad(
+            base, ones, None, base.sum(dim=-1), rowdot(base, x_hat) * scale, x_hat, scale, n, idx, has, free,
+            g_shift, g_scale,
+        )  # fmt: skip
         return grad, None, None, None, None
 
 

@@ -31,11 +31,11 @@ from depthloss.functional._fused import masked_diff, shared_bits
 from depthloss.functional._pair_sums import SanitizedTarget, inverse_pair_sums, sanitize_target
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional._distributed import all_reduce_min, all_reduce_sum
-from depthloss.functional.moments import Moments, all_reduce_moments, moments, unit_moments
+from depthloss.functional.moments import all_reduce_moments, moments, unit_moments
 from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, schedule
 from depthloss.functional.silog import inverse_log_ratio, log_ratio_bounds, silog_from_moments
 from depthloss.functional.ssi import ssi_from_moments
-from depthloss.functional.ssi_silog import SILOG_EPS, check_ssi_silog_args
+from depthloss.functional.ssi_silog import SILOG_EPS, check_ssi_silog_args, terms_from_sums
 from depthloss.functional.weighting import WEIGHT_MODES, WeightMode, finite_near_field_weights
 
 __all__ = ["near_field_ssi_silog"]
@@ -212,17 +212,11 @@ def _fused_terms(
         sw = rowdot(w_pix, p.mask_f)
         u = silog_weights(w_pix, p, cfg)
     s = inverse_pair_sums(p.pred, p.target, p.valid, floor, ceil, t, w_pix, u)
-    n = p.n
-
-    def pair(sw_: Tensor, s1: Tensor, s2: Tensor) -> Moments:
-        return all_reduce_moments(Moments(sw_, s1, s2), p.scope)
-
-    ssi_value = ssi_from_moments(pair(sw, s.wd1, s.wd2), cfg.alpha)
-    silog_value = silog_from_moments(pair(n, s.ug1, s.ug2), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS)
-    baseline = cfg.ssi_weight * ssi_from_moments(pair(n, s.d1, s.d2), cfg.alpha) + cfg.silog_weight * silog_from_moments(
-        pair(n, s.g1, s.g2), cfg.silog_ratio2, cfg.silog_ratio, SILOG_EPS
-    )
-    return ssi_value, silog_value, baseline
+    ratios = (cfg.alpha, cfg.silog_ratio, cfg.silog_ratio2)
+    weighted = terms_from_sums(p.n, s.wd1, s.wd2, s.ug1, s.ug2, p.scope, *ratios, ssi_n=sw)
+    unweighted = terms_from_sums(p.n, s.d1, s.d2, s.g1, s.g2, p.scope, *ratios)
+    baseline = cfg.ssi_weight * unweighted.ssi + cfg.silog_weight * unweighted.silog
+    return weighted.ssi, weighted.silog, baseline
 
 
 def near_field_terms(

@@ -38,15 +38,22 @@ def ssi_silog_terms(
     """Both terms from a prepared inverse-depth pair (``prepare(..., fill=None)``)."""
     if p.unit:  # every sum in one fused function (see inverse_pair_sums)
         s = inverse_pair_sums(p.pred, p.target, p.valid, *log_ratio_bounds(min_depth, max_depth))
-        ssi_m = all_reduce_moments(Moments(p.n, s.d1, s.d2), p.scope)
-        silog_m = all_reduce_moments(Moments(p.n, s.g1, s.g2), p.scope)
-        return SsiSilogTerms(
-            ssi_from_moments(ssi_m, alpha), silog_from_moments(silog_m, silog_ratio2, silog_ratio, SILOG_EPS)
-        )
+        return terms_from_sums(p.n, s.d1, s.d2, s.g1, s.g2, p.scope, alpha, silog_ratio, silog_ratio2)
     ssi_value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
     g = inverse_log_ratio(p.pred, p.target, p.valid, min_depth, max_depth)
     silog_value = silog_from_moments(pair_moments(g, p), silog_ratio2, silog_ratio, SILOG_EPS)
     return SsiSilogTerms(ssi_value, silog_value)
+
+
+def terms_from_sums(
+    n: Tensor, d1: Tensor, d2: Tensor, g1: Tensor, g2: Tensor, scope: str,
+    alpha: float, silog_ratio: float, silog_ratio2: float, ssi_n: Optional[Tensor] = None,
+) -> SsiSilogTerms:  # fmt: skip
+    """SSI and SILog per group from the residual sums ``Σd, Σd²`` and ``Σg, Σg²`` over ``n``
+    pixels (all-reduced under ``scope="global"``); ``ssi_n`` replaces ``n`` for weighted SSI sums."""
+    ssi_m = all_reduce_moments(Moments(n if ssi_n is None else ssi_n, d1, d2), scope)
+    silog_m = all_reduce_moments(Moments(n, g1, g2), scope)
+    return SsiSilogTerms(ssi_from_moments(ssi_m, alpha), silog_from_moments(silog_m, silog_ratio2, silog_ratio, SILOG_EPS))
 
 
 def check_ssi_silog_args(alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float) -> None:
