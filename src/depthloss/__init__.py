@@ -1,13 +1,15 @@
 """depthloss: correct, fast, sync-free PyTorch losses for depth networks.
 
 >>> import depthloss
->>> loss = depthloss.get_loss("sparse-scale-adaptive")
+>>> loss = depthloss.get_loss("sparse-scale-adaptive", input_space="depth")
 >>> type(loss).__name__
 'ScaleAdaptiveLoss'
 """
 
 from depthloss import functional
+from depthloss._accel import accelerations, accelerations_enabled
 from depthloss._version import __version__
+from depthloss.config import from_config
 from depthloss.nn import (
     AbsRelLoss,
     BerHuLoss,
@@ -25,7 +27,7 @@ from depthloss.nn import (
     SSITrimLoss,
     SupervisedLoss,
 )
-from depthloss.registry import LossInfo, from_config, get_loss, list_losses, loss_info, register_loss
+from depthloss.registry import LossInfo, get_loss, list_losses, loss_info, register_loss
 
 __all__ = [
     "AbsRelLoss",
@@ -45,6 +47,8 @@ __all__ = [
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
     "__version__",
+    "accelerations",
+    "accelerations_enabled",
     "from_config",
     "functional",
     "get_loss",

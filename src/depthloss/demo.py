@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from depthloss import synthetic
-from depthloss.functional.median import masked_median
+from depthloss.functional.statistics import masked_median
 from depthloss.metrics import depth_metrics
 from depthloss.nn.supervised import SupervisedLoss
 from depthloss.registry import loss_info, parse_loss_name

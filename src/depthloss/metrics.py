@@ -34,11 +34,9 @@ from typing import Any, Dict, Optional
 import torch
 from torch import Tensor
 
-from depthloss.functional._checks import _compiling, check_choice, check_float, check_mask, check_pair
-from depthloss.functional._common import autocast_off, compute_dtype, float_mask, groups, safe_div
-from depthloss.functional._select import kth_smallest
-from depthloss.functional.lsq import lsq_rows
-from depthloss.functional.median import lower_median
+from depthloss._checks import _compiling, check_choice, check_float, check_mask, check_pair
+from depthloss.functional._plumbing import autocast_off, compute_dtype, rows, safe_div
+from depthloss.functional.statistics import kth_smallest, lower_median, lsq_rows
 
 __all__ = ["METRIC_NAMES", "DepthMetrics", "depth_metrics"]
 
@@ -118,7 +116,7 @@ def _errors(p: Tensor, t: Tensor, valid: Tensor, dtype: torch.dtype, prefix: str
 
     ``p`` and ``t`` must be positive and finite everywhere (invalid entries sanitized).
     """
-    w = float_mask(valid, dtype)
+    w = (valid).to(dtype)
     n = w.sum(dim=-1)
 
     def mean(x: Tensor) -> Tensor:
@@ -139,7 +137,7 @@ def _errors(p: Tensor, t: Tensor, valid: Tensor, dtype: torch.dtype, prefix: str
         "silog": 100.0 * torch.sqrt(mean((e - e_mean.unsqueeze(-1)).square())),
     }
     for i, thr in enumerate(_DELTA_THRESHOLDS, start=1):
-        per_image[f"d{i}"] = mean(float_mask(delta < thr, dtype))
+        per_image[f"d{i}"] = mean((delta < thr).to(dtype))
     for name in METRIC_NAMES:
         out[prefix + name] = per_image[name].sum()
     out[prefix + "count"] = (n > 0).to(dtype).sum()
@@ -162,17 +160,17 @@ def _batch_sums(
     check_mask(mask, pred)
     _check_config(min_depth, max_depth, align, align_space, near_threshold)
     dtype = compute_dtype(pred, target)
-    p = groups(pred.detach(), "image").to(dtype)
-    t = groups(target.detach(), "image").to(dtype)
+    p = rows(pred.detach(), "image").to(dtype)
+    t = rows(target.detach(), "image").to(dtype)
     valid = torch.isfinite(t) & (t > min_depth) & (t < max_depth)
     if mask is not None:
-        valid = valid & groups(mask, "image")
+        valid = valid & rows(mask, "image")
     one = torch.ones_like(t)
     t = torch.where(valid, t, one)
     # BTS's handling of non-finite predictions: NaN -> min_depth, +inf -> max_depth, -inf -> min_depth.
     p = torch.nan_to_num(p, nan=min_depth, posinf=max_depth, neginf=min_depth)
     p = torch.where(valid, p, one)
-    w = float_mask(valid, dtype)
+    w = (valid).to(dtype)
     count = valid.sum(dim=-1)
     p = _align(p, t, valid, w, count, min_depth, max_depth, align, align_space)
     p = p.clamp(min_depth, max_depth)

@@ -8,7 +8,6 @@ unknown keywords raise.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import fnmatch
 import inspect
@@ -19,7 +18,6 @@ from torch import nn
 
 __all__ = [
     "LossInfo",
-    "from_config",
     "get_loss",
     "list_losses",
     "loss_info",
@@ -52,7 +50,11 @@ class LossInfo:
         when: when to use it.
         aliases: other accepted names.
         functional: the functional kernel the module wraps, if there is one.
-        defaults: constructor keyword defaults.
+        defaults: constructor keyword defaults (``input_space`` is required: its default is None).
+        inputs: keyword inputs of ``forward`` beyond ``pred, target, mask, progress``.
+
+    Every field is derived from the module class (its docstring's first line, its class
+    attributes and its ``__init__`` signatures), never stated twice.
     """
 
     name: str
@@ -68,15 +70,16 @@ class LossInfo:
     aliases: Tuple[str, ...] = ()
     functional: Optional[Callable[..., Any]] = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Tuple[str, ...] = ()
 
 
 _REGISTRY: Dict[str, LossInfo] = {}
 _ALIASES: Dict[str, str] = {}
 
 
-def _normalize(name: str) -> str:
+def _normalize(name: Any, what: str = "loss name") -> str:
     if not isinstance(name, str):
-        raise TypeError(f"loss name must be a str, got {type(name).__name__}")
+        raise TypeError(f"{what} must be a str, got {type(name).__name__}")
     return name.strip().lower()
 
 
@@ -92,10 +95,6 @@ def constructor_defaults(cls: Type[nn.Module]) -> Dict[str, Any]:
             if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
             out.setdefault(p.name, None if p.default is inspect.Parameter.empty else p.default)
-    config_class = getattr(cls, "config_class", None)
-    if config_class is not None:
-        for f in dataclasses.fields(config_class):
-            out.setdefault(f.name, f.default)
     return out
 
 
@@ -110,31 +109,32 @@ def _check_new_names(names: Sequence[str]) -> None:
         seen.add(n)
 
 
-def register_loss(
-    name: str,
-    *,
-    summary: str,
-    formula: str,
-    loss_space: str,
-    invariances: Sequence[str] = (),
-    uses_progress: bool = False,
-    per_image: bool = True,
-    when: str = "",
-    aliases: Sequence[str] = (),
-    functional: Optional[Callable[..., Any]] = None,
-) -> Callable[[T], T]:
-    """Class decorator registering a loss module under ``name`` (and ``aliases``).
+def _summary(cls: Type[nn.Module]) -> str:
+    """The first line of the class docstring, without its trailing reference to the functional."""
+    first = (inspect.getdoc(cls) or cls.__name__).strip().splitlines()[0].rstrip(".")
+    return first.split(" (:func:")[0].strip()
+
+
+def register_loss(name: str, *, aliases: Sequence[str] = ()) -> Callable[[T], T]:
+    r"""Class decorator registering a loss module under ``name`` (and ``aliases``).
+
+    The metadata (:class:`LossInfo`) is read from the class: the first docstring line is
+    the summary; ``formula``, ``when``, ``loss_space``, ``invariances``, ``uses_progress``,
+    ``scopes``, ``functional`` and ``inputs`` are class attributes (see
+    :class:`~depthloss.nn.DepthLoss`); the defaults come from the ``__init__`` signatures.
 
     Raises:
         ValueError: if the name or an alias is already registered, or starts with ``sparse-``.
 
     Example:
         >>> from depthloss.nn import L1Loss
-        >>> @register_loss("my-l1", summary="L1 again", formula="mean|p-g|", loss_space="input")
+        >>> @register_loss("my-l1")
         ... class MyL1(L1Loss):
-        ...     pass
-        >>> get_loss("MY-L1").__class__.__name__
+        ...     '''L1 again.'''
+        >>> get_loss("MY-L1", input_space="depth").__class__.__name__
         'MyL1'
+        >>> loss_info("my-l1").summary
+        'L1 again'
         >>> _ = _REGISTRY.pop("my-l1")  # keep the doctest side-effect free
     """
     key = _normalize(name)
@@ -146,17 +146,18 @@ def register_loss(
         _REGISTRY[key] = LossInfo(
             name=key,
             cls=cls,
-            summary=summary,
-            formula=formula,
-            loss_space=loss_space,
-            invariances=tuple(invariances),
-            uses_progress=uses_progress,
-            per_image=per_image,
+            summary=_summary(cls),
+            formula=getattr(cls, "formula", ""),
+            loss_space=getattr(cls, "loss_space", "input"),
+            invariances=tuple(getattr(cls, "invariances", ())),
+            uses_progress=bool(getattr(cls, "uses_progress", False)),
+            per_image=True,
             scopes=tuple(getattr(cls, "scopes", ("image", "batch"))),
-            when=when,
+            when=getattr(cls, "when", ""),
             aliases=tuple(names[1:]),
-            functional=functional,
+            functional=getattr(cls, "functional", None),
             defaults=constructor_defaults(cls),
+            inputs=tuple(getattr(cls, "inputs", ())),
         )
         for alias in names[1:]:
             _ALIASES[alias] = key
@@ -204,7 +205,7 @@ def list_losses(pattern: str = "*") -> List[str]:
         >>> list_losses("ssi*")
         ['ssi', 'ssi-silog', 'ssi-trim']
     """
-    pat = _normalize(pattern)
+    pat = _normalize(pattern, "pattern")
     return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pat))
 
 
@@ -224,61 +225,18 @@ def get_loss(name: str, **kwargs: Any) -> nn.Module:
 
     Names are exact and case-insensitive, may carry the ``sparse-`` prefix (it marks sparse
     targets for :class:`~depthloss.nn.SupervisedLoss`; the module is the same) and may be
-    an alias.
+    an alias. ``input_space`` (``"depth"`` or ``"inverse"``) is required.
 
     Raises:
         ValueError: unknown name (the message lists close matches).
         TypeError: a keyword the loss does not accept (the message names it).
 
     Example:
-        >>> get_loss("sparse-scale-adaptive", lambda_sg=0.3).__class__.__name__
+        >>> get_loss("sparse-scale-adaptive", input_space="depth", lambda_sg=0.3).__class__.__name__
         'ScaleAdaptiveLoss'
-        >>> get_loss("enhanced-ssi").__class__.__name__  # not 'SSILoss' (the seed's suffix bug)
+        >>> get_loss("enhanced-ssi", input_space="inverse").__class__.__name__  # not 'SSILoss' (the seed's suffix bug)
         'EnhancedSSILoss'
     """
     info = _REGISTRY[parse_loss_name(name)[0]]
     _check_kwargs(info, kwargs)
     return info.cls(**kwargs)
-
-
-
-def from_config(config: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> nn.Module:
-    """Build a :class:`~depthloss.nn.SupervisedLoss` from the seeds' configuration keys.
-
-    Accepts either the flat ``model.loss`` mapping (``supervised_method``,
-    ``supervised_num_scales``, loss parameters, optionally ``min_depth``/``max_depth``) or a
-    nested ``{"model": {"params": {...}, "loss": {...}}}`` mapping, where ``min_depth`` and
-    ``max_depth`` come from ``model.params`` (a key in ``model.loss`` wins; other ``params``
-    keys belong to the model and are ignored). Every remaining key must be a parameter of the
-    loss; keys listed in ``ignore`` are dropped explicitly (unknown keys raise ``TypeError``).
-
-    Example:
-        >>> cfg = {"model": {"params": {"min_depth": 0.0, "max_depth": 80.0},
-        ...        "loss": {"supervised_method": "sparse-scale-adaptive",
-        ...                 "supervised_num_scales": 4, "lambda_sg": 0.5,
-        ...                 "use_inv_depth": False, "alpha_schedule": "linear"}}}
-        >>> sup = from_config(cfg)
-        >>> sup.method, sup.num_scales, sup.loss.max_depth
-        ('sparse-scale-adaptive', 4, 80.0)
-    """
-    from depthloss.nn.supervised import SupervisedLoss
-
-    if not isinstance(config, Mapping):
-        raise TypeError(f"config must be a mapping, got {type(config).__name__}")
-    flat: Dict[str, Any] = {}
-    if "model" in config:
-        model = config["model"]
-        params = dict(model.get("params", {}) or {})
-        for key in ("min_depth", "max_depth"):
-            if key in params:
-                flat[key] = params[key]
-        flat.update(model.get("loss", {}) or {})
-    else:
-        flat.update(config)
-    for key in ignore:
-        flat.pop(key, None)
-    if "supervised_method" not in flat:
-        raise ValueError("config needs 'supervised_method' (e.g. 'sparse-scale-adaptive')")
-    method = flat.pop("supervised_method")
-    num_scales = flat.pop("supervised_num_scales", 4)
-    return SupervisedLoss(method=method, num_scales=num_scales, **flat)

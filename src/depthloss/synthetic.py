@@ -82,7 +82,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from depthloss.functional._checks import check_depth_map, check_float, check_int, check_mask
+from depthloss._checks import check_depth_map, check_float, check_int, check_mask
 
 __all__ = ["SceneBatch", "batches", "intrinsics", "lidar_pattern", "make_scenes", "sparsify"]
 

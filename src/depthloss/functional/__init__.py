@@ -1,37 +1,69 @@
-"""Pure, batched, mask-weighted depth-loss kernels.
+"""The math of depthloss: one file per loss, plus the building blocks they name.
+
+Every loss is written once, in plain differentiable torch ops, in the file named for it
+(``silog.py``, ``scale_adaptive.py``, ...). The building blocks live in a few modules
+named by concept:
+
+- :mod:`~depthloss.functional.statistics`: masked moments, medians, MAD normalization,
+  trims, least-squares scale and shift;
+- :mod:`~depthloss.functional.image`: Sobel and forward-difference derivatives, gradient
+  matching, pyramids of dense and sparse maps;
+- :mod:`~depthloss.functional.depth`: depth <-> inverse depth, near-field weights;
+- :mod:`~depthloss.functional.schedules`: hyper-parameters that move with training progress.
 
 Conventions shared by every kernel (see the README):
 
 - maps are ``(B, 1, H, W)`` or ``(B, H, W)``; ``mask`` is bool of the same shape, ``weights``
-  non-negative floats of the same shape;
+  non-negative floats of the same shape; ``B = 0`` is valid input;
 - statistics (medians, MADs, moments, fits, trims) are per image over valid pixels, or
   over the whole batch with ``scope="batch"``;
 - ``reduction="mean"`` averages over images with at least one valid pixel (0 if none),
   ``"sum"`` sums and ``"none"`` returns ``(B,)``;
 - no boolean indexing, ``.item()`` or branching on values: every kernel runs under
   ``torch.compile(fullgraph=True)`` and never synchronizes the host;
-- invalid pixels are sanitized before ``log``, division and ``sqrt``; they get exactly zero
-  gradient, and an image without valid pixels contributes 0 with a zero gradient;
+- invalid pixels are replaced (``torch.where``) before ``log``, division and ``sqrt``: they
+  get exactly zero gradient, and an image without valid pixels contributes 0 with a zero
+  gradient;
 - fp16/bf16 inputs are computed in float32 with autocast disabled; float64 stays float64;
 - inputs are never modified.
 """
 
-from depthloss.functional.conversions import depth_to_inv, inv_to_depth
+from depthloss.functional.abs_rel import abs_rel
+from depthloss.functional.berhu import berhu
+from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_weights
+from depthloss.functional.enhanced_ssi import enhanced_ssi
 from depthloss.functional.grad_clip import clamp_grad
-from depthloss.functional.gradients import Gradients, gradient_matching, sobel, sobel_mask
-from depthloss.functional.lsq import ScaleShift, lsq_scale_shift
-from depthloss.functional.median import MadNormalized, mad_normalize, masked_median
-from depthloss.functional.midas import midas, ssi_trim
-from depthloss.functional.moments import masked_mean, masked_var
-from depthloss.functional.near_field import NearFieldConfig, near_field_ssi_silog
-from depthloss.functional.pointwise import abs_rel, berhu, l1, mse
-from depthloss.functional.pyramid import SparseDepth, downsample, downsample_sparse
+from depthloss.functional.image import (
+    Gradients,
+    SparseDepth,
+    downsample,
+    downsample_sparse,
+    gradient_matching,
+    sobel,
+    sobel_mask,
+)
+from depthloss.functional.l1 import l1
+from depthloss.functional.midas import midas
+from depthloss.functional.mse import mse
+from depthloss.functional.near_field_ssi_silog import NearFieldConfig, near_field_ssi_silog
+from depthloss.functional.progressive_ssi import progressive_ssi
 from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
 from depthloss.functional.schedules import scale_weights, schedule
 from depthloss.functional.silog import silog
-from depthloss.functional.ssi import ssi, ssi_lsq, ssi_mae
+from depthloss.functional.ssi import ssi
+from depthloss.functional.ssi_lsq import ssi_lsq
+from depthloss.functional.ssi_mae import ssi_mae
 from depthloss.functional.ssi_silog import ssi_silog
-from depthloss.functional.weighting import near_field_weights
+from depthloss.functional.ssi_trim import ssi_trim
+from depthloss.functional.statistics import (
+    MadNormalized,
+    ScaleShift,
+    lsq_scale_shift,
+    mad_normalize,
+    masked_mean,
+    masked_median,
+    masked_var,
+)
 
 __all__ = [
     "Gradients",
@@ -46,6 +78,7 @@ __all__ = [
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
+    "enhanced_ssi",
     "gradient_matching",
     "inv_to_depth",
     "l1",
@@ -58,6 +91,7 @@ __all__ = [
     "mse",
     "near_field_ssi_silog",
     "near_field_weights",
+    "progressive_ssi",
     "scale_adaptive",
     "scale_weights",
     "schedule",

@@ -7,7 +7,7 @@ from typing import Any, Tuple
 import torch
 from torch import Tensor
 
-from depthloss.functional._checks import check_float
+from depthloss._checks import check_float
 
 __all__ = ["clamp_grad"]
 

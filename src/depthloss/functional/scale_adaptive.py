@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from depthloss.functional._checks import check_choice, check_float, check_int, check_mask, check_pair
-from depthloss.functional._common import (
-    Reduction,
-    Scope,
-    abs_sum,
-    autocast_off,
-    check_reduction,
-    compute_dtype,
-    count_valid,
-    div_count,
-    float_mask,
-    groups,
-    reduce_images,
-)
-from depthloss.functional._fused import sanitize
-from depthloss.functional.gradients import stencil_abs_sums_and_counts
-from depthloss.functional.median import mad_residual_rows
-from depthloss.functional.pyramid import SPARSE_MODES, SparseMode, area_pool
-from depthloss.functional.schedules import SCHEDULE_KINDS, Progress, ScheduleKind, scale_weights, schedule
+from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_mask, check_pair, check_progress, check_reduction
+from depthloss.functional._plumbing import Progress, Reduction, Scope, as_progress, autocast_off, compute_dtype, reduce_images, rows, safe_div
+from depthloss.functional.image import SPARSE_MODES, SparseMode, derivatives, downsample_sparse, masked_mean_pool
+from depthloss.functional.schedules import SCHEDULE_KINDS, ScheduleKind, scale_weights, schedule
+from depthloss.functional.statistics import mad_rows
 
-__all__ = ["scale_adaptive"]
+__all__ = ["ScaleAdaptiveConfig", "scale_adaptive"]
 
 
 class ScaleAdaptiveTerms(NamedTuple):
-    """Per-group loss, the per-group valid counts at full resolution, and detached metrics."""
+    """Per-image loss, the per-image valid counts at full resolution, and detached metrics."""
 
     value: Tensor
     count: Tensor
@@ -42,23 +27,7 @@ class ScaleAdaptiveTerms(NamedTuple):
 
 @dataclass(frozen=True)
 class ScaleAdaptiveConfig:
-    """Hyper-parameters of :func:`scale_adaptive` (validated on construction).
-
-    Attributes:
-        lambda_sg: weight of the gradient term in ``[0, 1]`` (default 0.5).
-        num_scales: pyramid levels, ``>= 1`` (default 4).
-        alpha_schedule: schedule kind of α (default ``"linear"``).
-        alpha_start: α at progress 0, in ``[0, 1]`` (default 1: scale-and-shift invariant).
-        alpha_end: α at progress 1, in ``[0, 1]`` (default 0: metric).
-        scale_schedule: schedule kind of the level weights (default ``"linear"``).
-        gt_downsample: sparse pooling of the target: ``"mean"`` (default), ``"min"`` or
-            ``"nearest"`` (the seed's).
-        eps: lower bound on MAD scales (default ``1e-6``).
-        scale_floor: relative floor of the metric term's unit,
-            ``s_g = max(MAD_g, scale_floor * |median_g|, eps)`` (default 0.05). A level whose
-            target is (nearly) constant — one LiDAR return, a flat wall — has a MAD near 0;
-            without the floor the metric residual ``(p - g) / s_g`` would explode.
-    """
+    """Validated hyper-parameters of :func:`scale_adaptive` (see its arguments)."""
 
     lambda_sg: float = 0.5
     num_scales: int = 4
@@ -82,50 +51,6 @@ class ScaleAdaptiveConfig:
         check_float("scale_floor", self.scale_floor, low=0.0)
 
 
-class _SparseLevel(NamedTuple):
-    """One level of the target pyramid: depth (0 off-mask), mask, and the pooling state."""
-
-    depth: Tensor
-    mask: Tensor
-    state: Tensor  # "mean": running sum of valid depths; "min": depth with +inf off-mask
-    count: Tensor  # "mean": running count of valid pixels (float); unused otherwise
-
-
-def _sum_pool2(x: Tensor) -> Tensor:
-    return F.avg_pool2d(x, 2, 2, ceil_mode=True, divisor_override=1)
-
-
-def _target_level0(g: Tensor, m: Tensor, m_f: Tensor, mode: str) -> _SparseLevel:
-    if mode == "mean":
-        return _SparseLevel(g, m, g, m_f)
-    if mode == "min":
-        return _SparseLevel(g, m, torch.where(m, g, float("inf")), g)
-    return _SparseLevel(g, m, g, g)
-
-
-def _target_halve(level: _SparseLevel, mode: str) -> _SparseLevel:
-    """The next (factor-2) level, exactly as :func:`downsample_sparse` from full resolution would give."""
-    if mode == "mean":  # sums and counts pool exactly, so the mean is over the whole block
-        total, count = _sum_pool2(level.state), _sum_pool2(level.count)
-        mask = count > 0
-        return _SparseLevel(total / count.clamp(min=1.0), mask, total, count)
-    if mode == "min":
-        nearest = -F.max_pool2d(-level.state, 2, 2, ceil_mode=True)
-        mask = nearest < float("inf")
-        return _SparseLevel(torch.where(mask, nearest, 0.0), mask, nearest, nearest)
-    depth, mask = level.depth[..., ::2, ::2], level.mask[..., ::2, ::2]
-    return _SparseLevel(depth, mask, depth, depth)
-
-
-def _sobel_sums(r: Tensor, m: Tensor, scope: str) -> Tuple[Tensor, Tensor]:
-    """Per-group ``Σ |∂x r| + |∂y r|`` over valid 3x3 stencils, and the number of such stencils."""
-    sums, stencils = stencil_abs_sums_and_counts(r, m, 1, "sobel")
-    sums, stencils = sums[:, 0], stencils[:, 0]
-    if scope == "batch":
-        return sums.sum().unsqueeze(0), stencils.sum().unsqueeze(0)
-    return sums, stencils
-
-
 def scale_adaptive_terms(
     pred: Tensor,
     target: Tensor,
@@ -134,56 +59,59 @@ def scale_adaptive_terms(
     cfg: ScaleAdaptiveConfig,
     scope: str,
 ) -> ScaleAdaptiveTerms:
-    """Compute the loss per group with its metrics; inputs already validated, in loss space."""
+    """The loss per image and its metrics (arguments validated, maps in the loss space)."""
     dtype = compute_dtype(pred, target)
-    x = pred.to(dtype).reshape(pred.shape[0], pred.shape[-2], pred.shape[-1])
-    g = target.to(dtype).reshape(x.shape)
-    m = torch.ones_like(x, dtype=torch.bool) if mask is None else mask.reshape(x.shape)
-    m_f = float_mask(m, dtype)
-    g = sanitize(g, m, 0.0)
+    shape = (pred.shape[0], pred.shape[-2], pred.shape[-1])
+    valid = torch.ones(shape, dtype=torch.bool, device=pred.device) if mask is None else mask.reshape(shape)
+    # invalid pixels are replaced before any arithmetic: they never reach a value or a gradient
+    x = torch.where(valid, pred.to(dtype).reshape(shape), 0.0)
+    g = torch.where(valid, target.to(dtype).reshape(shape), 0.0)
 
-    alpha = schedule(progress, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end)
-    level_weights = scale_weights(progress, cfg.num_scales, cfg.scale_schedule, device=x.device, dtype=dtype)
-    if isinstance(alpha, Tensor):
-        alpha = alpha.to(device=x.device, dtype=dtype)
+    t = as_progress(progress, x)
+    alpha = schedule(t, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end).to(dtype).detach()  # a hyper-parameter: no gradient
+    level_weights = scale_weights(t, cfg.num_scales, cfg.scale_schedule).to(dtype)
 
-    target_level = _target_level0(g, m, m_f, cfg.gt_downsample)
-    x_l = x
-    count0 = count_valid(groups(m, scope))
-    weighted = []
-    per_level = []  # per level: (loss, l1, grad, valid fraction, stencil fraction) per group
+    count0 = rows(valid, scope).sum(dim=-1)
+    weighted: List[Tensor] = []
+    per_level: List[List[Tensor]] = []  # per level: loss, l1, grad, valid fraction, stencil fraction
     for level in range(cfg.num_scales):
-        if level > 0:
-            x_l = area_pool(x_l, 2)
-            target_level = _target_halve(target_level, cfg.gt_downsample)
-        m_l = target_level.mask
-        xr, gr, mr = groups(x_l, scope), groups(target_level.depth, scope), groups(m_l, scope)
-        wr = groups(m_f, scope) if level == 0 else float_mask(mr, dtype)
-        count = count0 if level == 0 else count_valid(mr)
-        # R = α (p̂ − ĝ) + (1 − α)(p − g)/u, u = max(s_g, scale_floor·|med g|), in one fused function
-        residual, _, _ = mad_residual_rows(xr, gr, mr, wr, count, alpha, cfg.eps, cfg.scale_floor)
-        n_valid = wr.sum(dim=-1)
-        l1 = div_count(abs_sum(residual), n_valid)
-        grad_sum, stencils = _sobel_sums(residual.reshape(x_l.shape), m_l, scope)
-        grad = div_count(grad_sum, n_valid)
+        factor = 2**level
+        # the target pooled sparse-aware; the prediction as the mean of the same valid pixels
+        g_l, m_l = downsample_sparse(g, valid, factor, cfg.gt_downsample) if level else (g, valid)
+        x_l = masked_mean_pool(x, valid, factor).depth if level else x
+        xr, gr, mr = rows(x_l, scope), rows(g_l, scope), rows(m_l, scope)
+        n = mr.sum(dim=-1)
+        p_hat = mad_rows(xr, mr, n, cfg.eps)
+        g_hat = mad_rows(gr, mr, n, cfg.eps)
+        # the metric term's unit: the target's MAD, floored relative to its median so a
+        # (nearly) constant level (one return, a flat wall) stays well conditioned
+        unit = torch.maximum(g_hat.scale, cfg.scale_floor * g_hat.shift.abs()).unsqueeze(-1)
+        residual = alpha * (p_hat.x_hat - g_hat.x_hat) + (1.0 - alpha) * (xr - gr) / unit
+        residual = torch.where(mr, residual, 0.0)
+
+        l1 = safe_div(residual.abs().sum(dim=-1), n.to(dtype))
+        (gx, gy), (stencil, _) = derivatives(residual.reshape(x_l.shape), m_l, "sobel")
+        grad_sum = rows(torch.where(stencil, gx.abs() + gy.abs(), 0.0), scope).sum(dim=-1)
+        grad = safe_div(grad_sum, n.to(dtype))
         level_loss = (1.0 - cfg.lambda_sg) * l1 + cfg.lambda_sg * grad
         weighted.append(level_weights[level] * level_loss)
-        pixels = x_l.shape[-2] * x_l.shape[-1] * (x_l.shape[0] if scope == "batch" else 1)
-        per_level.append((level_loss, l1, grad, n_valid / pixels, div_count(stencils, n_valid)))
+
+        pixels = mr.shape[-1]
+        stencils = rows(stencil, scope).sum(dim=-1).to(dtype)
+        per_level.append([level_loss, l1, grad, n / pixels, safe_div(stencils, n.to(dtype))])
     total = torch.stack(weighted).sum(dim=0)
     metrics = _level_metrics(per_level, count0, level_weights)
-    alpha_t = alpha if isinstance(alpha, Tensor) else torch.tensor(alpha, dtype=dtype, device=x.device)
-    metrics["alpha_t"] = alpha_t.detach()
-    metrics["num_valid_pixels"] = count0.sum().detach()
+    metrics["alpha_t"] = alpha
+    metrics["num_valid_pixels"] = count0.sum()
     return ScaleAdaptiveTerms(total, count0, metrics)
 
 
 _LEVEL_METRICS = ("loss", "l1", "grad", "valid_frac", "stencil_frac")
 
 
-def _level_metrics(per_level: list, count0: Tensor, level_weights: Tensor) -> Dict[str, Tensor]:
-    """Batch means (over groups with valid pixels) of the per-level values, in one reduction."""
-    values = torch.stack([torch.stack(v) for v in per_level]).detach()  # (levels, metrics, groups)
+def _level_metrics(per_level: List[List[Tensor]], count0: Tensor, level_weights: Tensor) -> Dict[str, Tensor]:
+    """Means over the images with valid pixels of the per-level values (detached)."""
+    values = torch.stack([torch.stack(v) for v in per_level]).detach()  # (levels, metrics, images)
     has_valid = (count0 > 0).to(values.dtype)
     means = (values * has_valid).sum(dim=-1) / has_valid.sum().clamp(min=1.0)
     out: Dict[str, Tensor] = {}
@@ -200,45 +128,61 @@ def scale_adaptive(
     target: Tensor,
     mask: Optional[Tensor] = None,
     progress: Progress = 0.0,
+    lambda_sg: float = 0.5,
+    num_scales: int = 4,
+    alpha_schedule: ScheduleKind = "linear",
+    alpha_start: float = 1.0,
+    alpha_end: float = 0.0,
+    scale_schedule: ScheduleKind = "linear",
+    gt_downsample: SparseMode = "mean",
+    eps: float = 1e-6,
+    scale_floor: float = 0.05,
     *,
     reduction: Reduction = "mean",
     scope: Scope = "image",
-    **params: Any,
 ) -> Tensor:
     r"""Scale-adaptive loss over a sparse-aware pyramid (the seed integration report, fixed).
 
-    For each level :math:`l` of a factor-2 pyramid (prediction area-pooled, target and mask
-    pooled by :func:`downsample_sparse` with ``gt_downsample``) and each image:
+    For each level :math:`l` of a factor-2 pyramid and each image:
 
     .. math::
         R = \alpha_t\,(\hat p - \hat g) + (1 - \alpha_t)\,\frac{p - g}{s_g}, \qquad
         \mathcal L_l = (1 - \lambda_{sg})\,\operatorname{mean}_{valid}|R| + \lambda_{sg}\,\mathcal G(R)
 
     where :math:`\hat p, \hat g` are median/MAD-normalized (:func:`mad_normalize`),
-    :math:`s_g = \max(\mathrm{MAD}_g, 0.05\,|\mathrm{med}_g|)` is the target's MAD (floored
-    relative to its median so near-constant levels stay well conditioned) and :math:`\mathcal G` is the Sobel gradient term of
-    :func:`gradient_matching` (one level, valid 3x3 stencils, normalized by the valid-pixel
-    count). ``α_t = schedule(progress, alpha_schedule, alpha_start, alpha_end)``:
-    α = 1 is scale-and-shift invariant, α = 0 is metric in the target's MAD units. The total
-    is :math:`\sum_l w_l \mathcal L_l` with ``w = scale_weights(progress, num_scales, scale_schedule)``.
+    :math:`s_g = \max(\mathrm{MAD}_g, \text{scale\_floor}\cdot|\mathrm{med}_g|)` is the target's MAD,
+    floored relative to its median so near-constant levels stay well conditioned, and
+    :math:`\mathcal G` is the Sobel gradient term (``Σ |∂x R| + |∂y R|`` over valid 3x3
+    stencils, divided by the valid-pixel count). ``α_t = schedule(progress, alpha_schedule,
+    alpha_start, alpha_end)``: α = 1 is scale-and-shift invariant, α = 0 is metric in the
+    target's MAD units. The total is :math:`\sum_l w_l \mathcal L_l` with
+    ``w = scale_weights(progress, num_scales, scale_schedule)``.
 
-    On sparse LiDAR targets few full 3x3 stencils are valid at full resolution; the coarser
-    levels of the sparse-aware pyramid give the gradient term its support. The prediction
-    pyramid is dense, so at coarser levels the gradient reaches every pixel of a block
-    that holds a valid target.
+    The target and mask of level :math:`l` are pooled by :func:`downsample_sparse` with
+    ``gt_downsample`` (``"nearest"`` reproduces the seed); the prediction is the mean of the
+    same valid pixels of each block (:func:`~depthloss.functional.image.masked_mean_pool`), so
+    invalid pixels receive exactly zero gradient at every level and may hold anything, NaN
+    included. On sparse LiDAR targets few full 3x3 stencils are valid at full resolution;
+    the coarser levels give the gradient term its support.
 
     Args:
-        pred: ``(B, 1, H, W)`` or ``(B, H, W)`` prediction in the loss space (clamped
-            depth, or inverse depth). Must be finite everywhere (it is pooled densely).
+        pred: ``(B, 1, H, W)`` or ``(B, H, W)`` prediction in the loss space (clamped depth,
+            or inverse depth).
         target: same shape.
         mask: bool, same shape; ``None`` means every pixel is valid.
         progress: training progress in ``[0, 1]`` (float or 0-dim tensor).
+        lambda_sg: weight of the gradient term in ``[0, 1]`` (default 0.5).
+        num_scales: pyramid levels, ``>= 1`` (default 4).
+        alpha_schedule: schedule kind of α (default ``"linear"``).
+        alpha_start: α at progress 0, in ``[0, 1]`` (default 1: scale-and-shift invariant).
+        alpha_end: α at progress 1, in ``[0, 1]`` (default 0: metric).
+        scale_schedule: schedule kind of the level weights (default ``"linear"``).
+        gt_downsample: sparse pooling of the target: ``"mean"`` (default), ``"min"`` or
+            ``"nearest"`` (the seed's).
+        eps: lower bound on MAD scales (default ``1e-6``).
+        scale_floor: relative floor of the metric term's unit (default 0.05).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
         scope: ``"image"`` (default) or ``"batch"`` (medians and MADs over the batch).
-        **params: hyper-parameters, the fields of :class:`ScaleAdaptiveConfig`
-            (``lambda_sg=0.5, num_scales=4, alpha_schedule="linear", alpha_start=1.0,
-            alpha_end=0.0, scale_schedule="linear", gt_downsample="mean", eps=1e-6,
-            scale_floor=0.05``).
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``.
@@ -252,6 +196,10 @@ def scale_adaptive(
     """
     check_pair(pred, target)
     check_mask(mask, pred)
-    check_reduction(reduction, scope)
-    t = scale_adaptive_terms(pred, target, mask, progress, ScaleAdaptiveConfig(**params), scope)
+    check_progress(progress)
+    cfg = ScaleAdaptiveConfig(
+        lambda_sg, num_scales, alpha_schedule, alpha_start, alpha_end, scale_schedule, gt_downsample, eps, scale_floor
+    )
+    check_reduction(reduction, scope, SCOPES, "scale-adaptive")
+    t = scale_adaptive_terms(pred, target, mask, progress, cfg, scope)
     return reduce_images(t.value, t.count, reduction)

@@ -1,4 +1,8 @@
-"""Progress schedules: hyper-parameters that move as training advances."""
+"""Progress schedules: hyper-parameters that move as training advances.
+
+Schedules compute on a 0-dim progress tensor: a float that changes every step is then a new
+*value* of the same ``torch.compile`` graph input, never a recompile.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Literal, Optional, Union
 import torch
 from torch import Tensor
 
-from depthloss.functional._checks import check_choice, check_float, check_int, check_progress
+from depthloss._checks import check_choice, check_float, check_int, check_progress
 
 __all__ = ["scale_weights", "schedule"]
 
@@ -18,36 +22,50 @@ SCHEDULE_KINDS = ("constant", "linear", "cosine", "step")
 Progress = Union[float, Tensor]
 
 
+def _progress_tensor(progress: Progress, device: Optional[torch.device], dtype: Optional[torch.dtype]) -> Tensor:
+    """``progress`` as a 0-dim floating tensor clamped to [0, 1] (a tensor keeps its device)."""
+    if isinstance(progress, Tensor):
+        return progress.to(dtype=dtype or progress.dtype).clamp(0.0, 1.0)
+    # torch.full, not torch.as_tensor: the latter specializes a traced float on its value
+    return torch.full((), progress, dtype=dtype or torch.float32, device=device).clamp(0.0, 1.0)
+
+
 def schedule(
     progress: Progress,
     kind: ScheduleKind = "linear",
     start: float = 1.0,
     end: float = 0.0,
     milestone: float = 0.5,
-) -> Progress:
+    *,
+    device: Optional[torch.device] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> Tensor:
     r"""Interpolate from ``start`` (progress 0) to ``end`` (progress 1).
 
     ``progress`` is clamped to ``[0, 1]``:
 
     - ``"constant"``: ``start``
     - ``"linear"``: :math:`s + (e - s)\,p`
-    - ``"cosine"``: :math:`e + (s - e)\,\tfrac{1}{2}(1 + \cos \pi p)`
+    - ``"cosine"``: :math:`s + (e - s)\,\tfrac{1}{2}(1 - \cos \pi p)`
     - ``"step"``: ``start`` before ``milestone``, ``end`` from it on
 
+    Every kind is monotone in ``progress`` and exactly ``start`` at 0 and ``end`` at 1.
+
     Args:
-        progress: training progress, a float or a 0-dim tensor (keeps ``torch.compile``
-            from recompiling when it changes).
+        progress: training progress, a float or a 0-dim tensor.
         kind: the schedule (default ``"linear"``).
         start: value at progress 0.
         end: value at progress 1.
         milestone: switch point of ``"step"``, in ``[0, 1]``.
+        device: device of the result for float progress (a tensor progress's device wins).
+        dtype: dtype of the result (default: progress's, float32 for a float).
 
     Returns:
-        A float for float progress, else a 0-dim tensor on progress's device.
+        A 0-dim tensor.
 
     Example:
         >>> schedule(0.25, "linear", 1.0, 0.0)
-        0.75
+        tensor(0.7500)
         >>> schedule(torch.tensor(0.5), "cosine", 1.0, 0.0)
         tensor(0.5000)
     """
@@ -56,37 +74,14 @@ def schedule(
     start = check_float("start", start)
     end = check_float("end", end)
     check_float("milestone", milestone, low=0.0, high=1.0)
-    if isinstance(progress, Tensor):
-        p = progress.clamp(0.0, 1.0)
-        if kind == "constant":
-            return torch.full_like(p, start)
-        if kind == "linear":
-            return _towards(p, start, end)
-        if kind == "cosine":
-            return _towards(0.5 * (1.0 - torch.cos(math.pi * p)), start, end)
-        return torch.where(p < milestone, torch.full_like(p, start), torch.full_like(p, end))
-    p = min(max(progress, 0.0), 1.0)
+    p = _progress_tensor(progress, device, dtype)
     if kind == "constant":
-        return start
-    if kind == "linear":
-        return _towards(p, start, end)
-    if kind == "cosine":
-        return _towards(0.5 * (1.0 - math.cos(math.pi * p)), start, end)
-    return start if p < milestone else end
-
-
-def _towards(frac: Progress, start: float, end: float) -> Progress:
-    """``start + (end - start) * frac`` for ``frac`` in [0, 1], exactly ``start`` at 0 and ``end`` at 1.
-
-    The plain formula is exact at 0 and monotone in ``frac`` but can miss (and overshoot)
-    ``end`` at 1 by an ulp; clamping into the interval and pinning ``frac = 1`` keeps it
-    monotone with exact end points.
-    """
-    value = start + (end - start) * frac
-    lo, hi = min(start, end), max(start, end)
-    if isinstance(frac, Tensor):
-        return torch.where(frac >= 1.0, torch.full_like(value, end), value.clamp(lo, hi))
-    return end if frac >= 1.0 else min(max(value, lo), hi)
+        return torch.full_like(p, start)
+    if kind == "step":
+        return torch.where(p < milestone, start, end).to(p.dtype)
+    frac = p if kind == "linear" else 0.5 * (1.0 - torch.cos(math.pi * p))
+    value = (start + (end - start) * frac).clamp(min(start, end), max(start, end))
+    return torch.where(p >= 1.0, end, value).to(p.dtype)  # exactly `end` at 1 (the formula may miss by an ulp)
 
 
 def scale_weights(
@@ -125,18 +120,13 @@ def scale_weights(
         >>> scale_weights(0.3, 4, "constant")
         tensor([0.2500, 0.2500, 0.2500, 0.2500])
     """
-    check_int("num_scales", num_scales, low=1)
+    num_scales = check_int("num_scales", num_scales, low=1)
     check_choice("kind", kind, SCHEDULE_KINDS)
     progress = check_progress(progress)
-    if isinstance(progress, Tensor):
-        device, dtype = progress.device, dtype or progress.dtype
-    dtype = dtype or torch.float32
+    p = _progress_tensor(progress, device, dtype)
     if kind == "constant":
-        return torch.full((num_scales,), 1.0 / num_scales, device=device, dtype=dtype)
-    levels = torch.arange(num_scales, device=device, dtype=dtype)
-    coarse = torch.exp2(levels)
-    fine = torch.exp2(-levels)
-    coarse = coarse / coarse.sum()
-    fine = fine / fine.sum()
-    t = schedule(progress, kind, 0.0, 1.0)
-    return (1.0 - t) * coarse + t * fine
+        return torch.full((num_scales,), 1.0 / num_scales, device=p.device, dtype=p.dtype)
+    levels = torch.arange(num_scales, device=p.device, dtype=p.dtype)
+    coarse, fine = torch.exp2(levels), torch.exp2(-levels)
+    t = schedule(p, kind, 0.0, 1.0)
+    return (1.0 - t) * coarse / coarse.sum() + t * fine / fine.sum()

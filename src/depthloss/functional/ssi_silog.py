@@ -4,64 +4,46 @@ from __future__ import annotations
 
 from typing import NamedTuple, Optional
 
+import torch
 from torch import Tensor
 
-from depthloss.functional._checks import check_float
-from depthloss.functional._common import GLOBAL_SCOPES, GlobalScope, Prepared, Reduction, autocast_off, check_reduction, prepare, reduce_images
-from depthloss.functional.conversions import check_depth_range
-from depthloss.functional.moments import Moments, all_reduce_moments, pair_moments
-from depthloss.functional._fused import masked_diff
-from depthloss.functional._pair_sums import inverse_pair_sums
-from depthloss.functional.silog import inverse_log_ratio, log_ratio_bounds, silog_from_moments
-from depthloss.functional.ssi import ssi_from_moments
+from depthloss._checks import GLOBAL_SCOPES, check_reduction, check_ssi_silog_args
+from depthloss.functional._plumbing import GlobalScope, Reduction, autocast_off, prepare, reduce_images, safe_sqrt
+from depthloss.functional.depth import check_depth_range, log_depth_ratio
+from depthloss.functional.statistics import moments
 
 __all__ = ["ssi_silog"]
 
-SILOG_EPS = 1e-8
+SILOG_EPS = 1e-8  # the seed's constant inside the square root
 
 
 class SsiSilogTerms(NamedTuple):
-    """Per-group SSI (inverse depth) and SILog (depth) terms."""
+    """Per-image SSI (inverse depth) and SILog (depth) terms, and the valid-pixel counts."""
 
     ssi: Tensor
     silog: Tensor
+    count: Tensor
 
 
 def ssi_silog_terms(
-    p: Prepared,
+    pred_inv: Tensor,
+    target_inv: Tensor,
+    mask: Optional[Tensor],
     alpha: float,
     silog_ratio: float,
     silog_ratio2: float,
     min_depth: Optional[float],
     max_depth: Optional[float],
+    weights: Optional[Tensor],
+    scope: str,
 ) -> SsiSilogTerms:
-    """Both terms from a prepared inverse-depth pair (``prepare(..., fill=None)``)."""
-    if p.unit:  # every sum in one fused function (see inverse_pair_sums)
-        s = inverse_pair_sums(p.pred, p.target, p.valid, *log_ratio_bounds(min_depth, max_depth))
-        return terms_from_sums(p.n, s.d1, s.d2, s.g1, s.g2, p.scope, alpha, silog_ratio, silog_ratio2)
-    ssi_value = ssi_from_moments(pair_moments(masked_diff(p.pred, p.target, p.valid), p), alpha)
-    g = inverse_log_ratio(p.pred, p.target, p.valid, min_depth, max_depth)
-    silog_value = silog_from_moments(pair_moments(g, p), silog_ratio2, silog_ratio, SILOG_EPS)
-    return SsiSilogTerms(ssi_value, silog_value)
-
-
-def terms_from_sums(
-    n: Tensor, d1: Tensor, d2: Tensor, g1: Tensor, g2: Tensor, scope: str,
-    alpha: float, silog_ratio: float, silog_ratio2: float, ssi_n: Optional[Tensor] = None,
-) -> SsiSilogTerms:  # fmt: skip
-    """SSI and SILog per group from the residual sums ``Σd, Σd²`` and ``Σg, Σg²`` over ``n``
-    pixels (all-reduced under ``scope="global"``); ``ssi_n`` replaces ``n`` for weighted SSI sums."""
-    ssi_m = all_reduce_moments(Moments(n if ssi_n is None else ssi_n, d1, d2), scope)
-    silog_m = all_reduce_moments(Moments(n, g1, g2), scope)
-    return SsiSilogTerms(ssi_from_moments(ssi_m, alpha), silog_from_moments(silog_m, silog_ratio2, silog_ratio, SILOG_EPS))
-
-
-def check_ssi_silog_args(alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float) -> None:
-    check_float("alpha", alpha, low=0.0)
-    check_float("silog_ratio", silog_ratio, low=0.0, low_inclusive=False)
-    check_float("silog_ratio2", silog_ratio2, low=0.0, high=1.0)
-    check_float("ssi_weight", ssi_weight, low=0.0)
-    check_float("silog_weight", silog_weight, low=0.0)
+    """Both terms per image (arguments already validated)."""
+    p = prepare(pred_inv, target_inv, mask, weights, scope, fill=1.0, pred_name="pred_inv", target_name="target_inv")
+    d = moments(p.pred - p.target, p.w, scope)  # inverse depth; 0 at invalid pixels
+    g = moments(log_depth_ratio(p.pred, p.target, min_depth, max_depth), p.w, scope)  # depth; 0 at invalid pixels
+    ssi = d.variance + alpha * d.mean**2
+    silog = silog_ratio * safe_sqrt((g.second - silog_ratio2 * g.mean**2).clamp(min=0.0) + SILOG_EPS)
+    return SsiSilogTerms(ssi, torch.where(g.sw > 0, silog, 0.0), p.count)
 
 
 @autocast_off
@@ -103,7 +85,7 @@ def ssi_silog(
         weights: optional non-negative per-pixel weights (weighted moments in both terms).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
         scope: ``"image"`` (default), ``"batch"`` (the seed pools the batch), or ``"global"``
-            (the batch statistics summed over all ranks of the default process group)
+            (the batch statistics summed over all ranks of the default process group).
 
     Returns:
         The loss; ``(B,)`` for ``reduction="none"``.
@@ -115,7 +97,6 @@ def ssi_silog(
     """
     check_ssi_silog_args(alpha, silog_ratio, silog_ratio2, ssi_weight, silog_weight)
     check_depth_range(min_depth, max_depth)
-    check_reduction(reduction, scope, GLOBAL_SCOPES)
-    p = prepare(pred_inv, target_inv, mask, weights, scope, fill=None, pred_name="pred_inv", target_name="target_inv")
-    t = ssi_silog_terms(p, alpha, silog_ratio, silog_ratio2, min_depth, max_depth)
-    return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, p.count, reduction)
+    check_reduction(reduction, scope, GLOBAL_SCOPES, "ssi_silog")
+    t = ssi_silog_terms(pred_inv, target_inv, mask, alpha, silog_ratio, silog_ratio2, min_depth, max_depth, weights, scope)
+    return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, t.count, reduction)

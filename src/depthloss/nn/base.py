@@ -8,30 +8,35 @@ from typing import Any, Callable, ClassVar, Dict, Literal, Optional, Tuple, Unio
 import torch
 from torch import Tensor, nn
 
-from depthloss.functional._checks import check_choice, check_mask, check_pair, check_progress
-from depthloss.functional._common import SCOPES, check_reduction, compute_dtype
-from depthloss.functional._fused import positive_finite
-from depthloss.functional.conversions import inverse_bounds, check_depth_range, clamp_valid, to_depth, to_inverse
+from depthloss._checks import SCOPES, check_choice, check_mask, check_pair, check_progress, check_reduction
+from depthloss.functional._plumbing import as_progress, compute_dtype
+from depthloss.functional.depth import check_depth_range, clamp_valid, inverse_bounds, to_depth, to_inverse
 
 __all__ = ["DepthLoss", "InputSpace", "LazyMetrics", "valid_mask"]
 
 InputSpace = Literal["inverse", "depth"]
 INPUT_SPACES = ("inverse", "depth")
-LossSpace = Literal["input", "inverse", "depth"]
+LossSpace = Literal["input", "inverse", "depth", "inverse+depth"]
+
+#: what each loss space means, for errors and listings
+SPACE_WORDS = {
+    "input": "the maps as given",
+    "inverse": "inverse depth",
+    "depth": "metric depth",
+    "inverse+depth": "inverse depth (SSI) and metric depth (SILog)",
+}
 
 
 def valid_mask(target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """``mask & isfinite(target) & (target > 0)``: sparse ground truth stores 0 for "no return"."""
-    valid = positive_finite(target)
-    if mask is not None:
-        valid &= mask
-    return valid
+    valid = torch.isfinite(target) & (target > 0)
+    return valid if mask is None else valid & mask
 
 
 MetricsFn = Callable[[], Dict[str, Tensor]]
 
 
-class LazyMetrics(Mapping):
+class LazyMetrics(Mapping[str, Tensor]):
     """A read-only mapping of detached metric tensors computed on first access.
 
     Diagnostics that cost full-resolution passes (near-field's near/far errors) are not
@@ -72,13 +77,14 @@ class DepthLoss(nn.Module):
     ``forward(pred, target, mask=None, progress=None)`` builds the validity mask
     ``mask & isfinite(target) & (target > 0)``, resolves ``progress`` (``None`` uses the
     module's :attr:`progress`), moves both maps from ``input_space`` to the loss's own space
-    (``loss_space``; valid depths are clamped to ``[min_depth, max_depth]`` when given, and
-    inverse depths to ``[1 / max_depth, 1 / min_depth]``, whichever space they arrive in), disables
+    (valid depths are clamped to ``[min_depth, max_depth]`` when given, and inverse depths
+    to ``[1 / max_depth, 1 / min_depth]``, whichever space they arrive in), disables
     autocast, calls the functional kernel and stores detached metrics in :attr:`metrics`.
 
     Args:
-        input_space: what ``pred`` and ``target`` hold: ``"inverse"`` depth (default, the
-            seeds' convention) or metric ``"depth"``.
+        input_space: what ``pred`` and ``target`` hold, required: ``"depth"`` (metric depth
+            in metres: ZoeDepth, Depth Anything metric, Metric3D, UniDepth) or ``"inverse"``
+            (inverse depth / disparity: packnet-sfm, Monodepth2, MiDaS, the seeds).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
         scope: ``"image"`` (per-image statistics, default) or ``"batch"``; losses whose
             statistics are sums and counts (:attr:`scopes`) also take ``"global"``: batch
@@ -86,12 +92,29 @@ class DepthLoss(nn.Module):
         min_depth: optional lower clamp of valid depths (``>= 0``; 0 means none).
         max_depth: optional upper clamp of valid depths. Losses computed on the maps as given
             (``loss_space="input"``: l1, mse, berhu) are not clamped.
+
+    Class attributes (the registry reads them; :func:`depthloss.loss_info`): the first line
+    of the docstring is the summary; :attr:`formula`, :attr:`when`, :attr:`loss_space`,
+    :attr:`invariances`, :attr:`uses_progress`, :attr:`scopes`, :attr:`functional` and
+    :attr:`inputs` (keyword inputs of ``forward`` beyond the four above).
     """
 
+    #: the definition, in plain text
+    formula: ClassVar[str] = ""
+    #: when to use it
+    when: ClassVar[str] = ""
+    #: where the loss is computed: the maps as given, inverse depth, depth, or both
     loss_space: ClassVar[LossSpace] = "input"
+    #: transformations of ``pred`` the loss ignores (``"scale"``, ``"shift"``)
+    invariances: ClassVar[Tuple[str, ...]] = ()
+    #: whether the loss changes with training progress
     uses_progress: ClassVar[bool] = False
     #: the ``scope`` values the loss accepts
     scopes: ClassVar[Tuple[str, ...]] = SCOPES
+    #: the functional kernel the module wraps
+    functional: ClassVar[Optional[Callable[..., Tensor]]] = None
+    #: keyword inputs of ``forward`` beyond ``pred, target, mask, progress``
+    inputs: ClassVar[Tuple[str, ...]] = ()
 
     metrics: Mapping[str, Tensor]
     _progress: Tensor
@@ -99,31 +122,45 @@ class DepthLoss(nn.Module):
     def __init__(
         self,
         *,
-        input_space: InputSpace = "inverse",
+        input_space: Optional[InputSpace] = None,
         reduction: str = "mean",
         scope: str = "image",
         min_depth: Optional[float] = None,
         max_depth: Optional[float] = None,
     ) -> None:
         super().__init__()
+        if input_space is None:
+            raise TypeError(self._missing_space_message())
         check_choice("input_space", input_space, INPUT_SPACES)
-        check_reduction(reduction, scope, self.scopes)
+        check_reduction(reduction, scope, self.scopes, getattr(self, "registry_name", type(self).__name__))
         check_depth_range(min_depth, max_depth)
         self.input_space = input_space
         self.reduction = reduction
         self.scope = scope
         self.min_depth = None if min_depth is None else float(min_depth)
         self.max_depth = None if max_depth is None else float(max_depth)
-        self.register_buffer("_progress", torch.zeros(()), persistent=False)
+        self.register_buffer("_progress", torch.zeros((), dtype=torch.float32), persistent=False)
         self.metrics = {}
+
+    @classmethod
+    def _missing_space_message(cls) -> str:
+        name = getattr(cls, "registry_name", cls.__name__)
+        return (
+            f"{cls.__name__} ({name!r}) needs input_space: 'depth' if pred and target hold metric depth "
+            f"in metres (ZoeDepth, Depth Anything metric, Metric3D, UniDepth), 'inverse' if they hold "
+            f"inverse depth or disparity (packnet-sfm, Monodepth2, MiDaS). The loss is computed on "
+            f"{SPACE_WORDS[cls.loss_space]} and converts the inputs there, so the wrong space gives a "
+            f"plausible but wrong value."
+        )
 
     # -- progress -----------------------------------------------------------------------
     @property
     def progress(self) -> Tensor:
         """Training progress in [0, 1] used when ``forward`` gets ``progress=None``.
 
-        A 0-dim buffer: assigning a float updates it in place, so a compiled module does
-        not recompile when it changes (set it once per epoch from any framework).
+        A 0-dim float32 buffer: assigning a float updates it in place, so a compiled module
+        does not recompile when it changes (set it once per epoch from any framework). It
+        stays float32 (or float64) when the module is cast to half precision.
         """
         return self._progress
 
@@ -136,14 +173,18 @@ class DepthLoss(nn.Module):
             else:
                 self._progress.fill_(value)
 
-    def _resolve_progress(self, progress: Union[None, float, Tensor], ref: Tensor) -> Union[float, Tensor]:
-        if progress is None:
-            return self._progress.to(device=ref.device)
-        progress = check_progress(progress)
-        return progress.to(device=ref.device) if isinstance(progress, Tensor) else progress
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "DepthLoss":  # type: ignore[override]
+        # .half() / .to(bfloat16) of a model holding this loss must not quantize progress
+        # (0.3 would become 0.30078125): the buffer follows device moves, never a cast below float32.
+        kept = self._progress.detach().clone()
+        super()._apply(fn, recurse)
+        moved = self._progress
+        dtype = moved.dtype if moved.dtype in (torch.float32, torch.float64) else torch.float32
+        self._progress = kept.to(device=moved.device, dtype=dtype)
+        return self
 
     # -- spaces -------------------------------------------------------------------------
-    def to_space(self, x: Tensor, space: LossSpace) -> Tensor:
+    def to_space(self, x: Tensor, space: str) -> Tensor:
         """Move ``x`` from ``input_space`` to ``space`` (computing in at least float32)."""
         x = x.to(compute_dtype(x))
         if space == "input":
@@ -156,8 +197,37 @@ class DepthLoss(nn.Module):
             return clamp_valid(x, *inverse_bounds(self.min_depth, self.max_depth))
         return to_inverse(x, self.min_depth, self.max_depth)
 
-    def pair_in(self, pred: Tensor, target: Tensor, space: LossSpace) -> Tuple[Tensor, Tensor]:
+    def pair_in(self, pred: Tensor, target: Tensor, space: str) -> Tuple[Tensor, Tensor]:
+        """Both maps moved to ``space``."""
         return self.to_space(pred, space), self.to_space(target, space)
+
+    # -- input checks (also before a compiled call) ---------------------------------------
+    def validate(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        mask: Optional[Tensor] = None,
+        progress: Union[None, float, Tensor] = None,
+        **inputs: Any,
+    ) -> None:
+        """Check the arguments of ``forward``; raise ``ValueError``/``TypeError`` naming the bad one."""
+        check_pair(pred, target)
+        check_mask(mask, pred)
+        if progress is not None:
+            check_progress(progress)
+        unknown = sorted(set(inputs) - set(self.inputs))
+        if unknown:
+            accepted = ", ".join(("pred", "target", "mask", "progress") + self.inputs)
+            raise TypeError(f"{type(self).__name__}.forward got unexpected inputs {unknown}; it accepts {accepted}")
+
+    # torch.compile(module) calls ``_infer_parameters`` outside the compiled frame before every
+    # call (the protocol of lazy modules; torch >= 2.0), so a compiled loss raises the same
+    # ValueError/TypeError as an eager one. Inside ``forward`` the same checks run again (on
+    # metadata only: free while tracing).
+    _initialize_hook = None
+
+    def _infer_parameters(self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> None:
+        self.validate(*args, **(kwargs or {}))
 
     # -- forward ------------------------------------------------------------------------
     def forward(
@@ -187,14 +257,13 @@ class DepthLoss(nn.Module):
         target: Tensor,
         mask: Optional[Tensor],
         progress: Union[None, float, Tensor],
-        **extra: Any,
+        **inputs: Any,
     ) -> Tensor:
-        check_pair(pred, target)
-        check_mask(mask, pred)
+        self.validate(pred, target, mask, progress, **inputs)
         valid = valid_mask(target, mask)
-        p = self._resolve_progress(progress, pred)
+        p = as_progress(self._progress if progress is None else progress, pred)
         with torch.autocast(device_type=pred.device.type, enabled=False):
-            loss, metrics = self.compute(pred, target, valid, p, **extra)
+            loss, metrics = self.compute(pred, target, valid, p, **inputs)
         summary = {"loss": loss.detach() if loss.dim() == 0 else loss.detach().mean()}
         if not isinstance(metrics, dict):  # a function computing them
             if torch.compiler.is_compiling():  # no deferred Python state inside a graph
@@ -206,12 +275,12 @@ class DepthLoss(nn.Module):
         return loss
 
     def compute(
-        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Union[float, Tensor], **extra: Any
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
     ) -> Tuple[Tensor, Union[Dict[str, Tensor], MetricsFn]]:
         """Return ``(loss, metrics)`` for inputs in ``input_space`` and a complete validity mask.
 
-        ``metrics`` is a dict of tensors, or a function returning one that is called only if
-        the metrics are read (:class:`LazyMetrics`).
+        ``progress`` is a 0-dim tensor in [0, 1]. ``metrics`` is a dict of tensors, or a
+        function returning one that is called only if the metrics are read (:class:`LazyMetrics`).
         """
         raise NotImplementedError
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from depthloss.functional._checks import check_choice, check_depth_map, check_int, check_mask, check_progress
-from depthloss.functional.pyramid import SPARSE_MODES, downsample_sparse, pyramid_size
+from depthloss._checks import check_choice, check_depth_map, check_int, check_mask, check_progress
+from depthloss.functional.image import SPARSE_MODES, downsample_sparse, pyramid_size
 from depthloss.nn.base import DepthLoss, valid_mask
 from depthloss.registry import get_loss, parse_loss_name
 
@@ -66,13 +66,14 @@ class SupervisedLoss(nn.Module):
         num_scales: number of prediction scales used (default 4).
         target_downsample: ``"mean"``, ``"min"`` or ``"nearest"``; default ``"mean"`` for
             ``sparse-`` methods and ``"nearest"`` for dense ones.
-        **loss_kwargs: arguments of the loss (unknown keywords raise ``TypeError``).
+        **loss_kwargs: arguments of the loss, ``input_space`` (required) among them; unknown
+            keywords raise ``TypeError``.
 
     Returns (from ``forward``):
         ``{"loss": Tensor, "metrics": dict}`` with metrics prefixed ``scale{i}/``.
 
     Example:
-        >>> sup = SupervisedLoss("sparse-ssi-silog", num_scales=2)
+        >>> sup = SupervisedLoss("sparse-ssi-silog", num_scales=2, input_space="inverse")
         >>> target = torch.rand(2, 1, 16, 16) * (torch.rand(2, 1, 16, 16) < 0.3)  # sparse
         >>> preds = [torch.rand(2, 1, 16, 16) + 0.1, torch.rand(2, 1, 8, 8) + 0.1]
         >>> out = sup(preds, target, progress=0.5)
@@ -127,15 +128,9 @@ class SupervisedLoss(nn.Module):
         Returns:
             ``{"loss": scalar (or (B,) with reduction="none"), "metrics": {...}}``.
         """
-        pred_list = [preds] if isinstance(preds, Tensor) else list(preds)
-        if not pred_list:
-            raise ValueError("preds must hold at least one prediction")
-        pred_list = pred_list[: self.num_scales]
-        check_depth_map("target", target)
-        if progress is not None:
-            check_progress(progress)
-        mask_list = self._mask_list(masks, pred_list, target)
-        valid = valid_mask(target, mask_list[0] if isinstance(masks, Tensor) else None)
+        pred_list = self.validate(preds, target, masks, progress)
+        mask_list = self._mask_list(masks, pred_list)
+        valid = valid_mask(target, masks if isinstance(masks, Tensor) else None)
         target_clean = torch.where(valid, target, torch.zeros_like(target))
 
         weights_full = None
@@ -146,12 +141,10 @@ class SupervisedLoss(nn.Module):
         losses: List[Tensor] = []
         metrics: Dict[str, Tensor] = {}
         for i, pred in enumerate(pred_list):
-            check_depth_map(f"preds[{i}]", pred)
             size = (pred.shape[-2], pred.shape[-1])
             target_i, valid_i = match_resolution(target_clean, valid, size, self.target_downsample)
-            if not isinstance(masks, Tensor) and mask_list[i] is not None:
+            if mask_list[i] is not None:
                 valid_i = valid_i & mask_list[i]
-            target_i = target_i.to(pred.dtype) if target_i.dtype != pred.dtype else target_i
             extra = {}
             if weights_full is not None:
                 extra["weights"] = match_resolution(weights_full, valid, size, self.target_downsample)[0]
@@ -163,20 +156,46 @@ class SupervisedLoss(nn.Module):
         self.metrics = metrics
         return {"loss": loss, "metrics": metrics}
 
-    def _mask_list(self, masks: Masks, preds: List[Tensor], target: Tensor) -> List[Optional[Tensor]]:
-        if masks is None:
-            return [None] * len(preds)
+    def validate(self, preds: Preds, target: Tensor, masks: Masks = None, progress: Union[None, float, Tensor] = None) -> List[Tensor]:
+        """Check the arguments of ``forward`` (errors name the bad one); return the predictions used."""
+        pred_list = [preds] if isinstance(preds, Tensor) else list(preds) if isinstance(preds, (list, tuple)) else None
+        if pred_list is None:
+            raise TypeError(f"preds must be a Tensor or a sequence of Tensors, got {type(preds).__name__}")
+        if not pred_list:
+            raise ValueError("preds must hold at least one prediction")
+        pred_list = pred_list[: self.num_scales]
+        check_depth_map("target", target)
+        for i, pred in enumerate(pred_list):
+            check_depth_map(f"preds[{i}]", pred)
+            if pred.shape[0] != target.shape[0] or pred.dim() != target.dim():
+                raise ValueError(
+                    f"preds[{i}] must have the target's batch size and number of dims: target has shape "
+                    f"{tuple(target.shape)}, preds[{i}] has {tuple(pred.shape)}"
+                )
+            if pred.device != target.device:
+                raise ValueError(f"preds[{i}] must be on the target's device {target.device}, got {pred.device}")
         if isinstance(masks, Tensor):
             check_mask(masks, target, "target", "masks")
-            return [masks] + [None] * (len(preds) - 1)  # sync-ok: a Python list, no indexing
-        masks = list(masks)
-        out: List[Optional[Tensor]] = []
-        for i, pred in enumerate(preds):
-            m = masks[i] if i < len(masks) else None
-            if m is not None:
+        elif masks is not None:
+            if not isinstance(masks, (list, tuple)):
+                raise TypeError(f"masks must be a bool Tensor, a sequence of them (or None), or None; got {type(masks).__name__}")
+            for i, (m, pred) in enumerate(zip(masks, pred_list)):
                 check_mask(m, pred, f"preds[{i}]", f"masks[{i}]")
-            out.append(m)
-        return out
+        if progress is not None:
+            check_progress(progress)
+        return pred_list
+
+    # torch.compile(module) runs this before every call, outside the compiled frame (see DepthLoss)
+    _initialize_hook = None
+
+    def _infer_parameters(self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> None:
+        self.validate(*args, **(kwargs or {}))
+
+    def _mask_list(self, masks: Masks, preds: List[Tensor]) -> List[Optional[Tensor]]:
+        if masks is None or isinstance(masks, Tensor):
+            return [None] * len(preds)
+        masks = list(masks)
+        return [masks[i] if i < len(masks) else None for i in range(len(preds))]
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, num_scales={self.num_scales}, target_downsample={self.target_downsample!r}"

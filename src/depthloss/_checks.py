@@ -3,13 +3,19 @@
 All checks run on tensor *metadata* (type, dtype, shape, device) or on Python
 hyper-parameters, never on tensor values, so they cost nothing on the device and
 never synchronize the host. Errors name the argument and say what was expected.
+
+Value checks of Python numbers run eagerly only: under ``torch.compile`` a float argument
+is traced as a symbolic value, and inspecting it would specialize the graph on it (one
+recompile per training-progress value). Modules validate their hyper-parameters in
+``__init__`` and their inputs before the compiled region (:mod:`depthloss.nn.base`).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -23,8 +29,16 @@ __all__ = [
     "check_mask",
     "check_pair",
     "check_progress",
+    "check_reduction",
+    "check_ssi_silog_args",
     "check_weights",
 ]
+
+REDUCTIONS = ("mean", "sum", "none")
+SCOPES = ("image", "batch")
+# "global": batch statistics all-reduced over the default process group (the kernels whose
+# statistics are sums and counts)
+GLOBAL_SCOPES = ("image", "batch", "global")
 
 
 def _compiling() -> bool:
@@ -134,7 +148,7 @@ def check_float(
             return value
         kind = "a real number or a 0-dim tensor" if allow_tensor else "a real number"
         raise TypeError(f"{name} must be {kind}, got a tensor of shape {_shape(value)}")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
@@ -152,29 +166,60 @@ def check_float(
     return value
 
 
-def check_int(name: str, value: Any, *, low: int | None = None) -> int:
+def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """Check an integer hyper-parameter (``bool`` is rejected); eager only, like :func:`check_float`."""
     if _compiling():
         return value
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
     return value
 
 
-def check_progress(progress: Any) -> Any:
-    """Check training progress: a real number or a 0-dim floating tensor (clamped to [0, 1] later)."""
+def check_progress(progress: Any, name: str = "progress") -> Any:
+    """Check training progress: a real number (Python or NumPy) or a 0-dim floating tensor.
+
+    Values outside [0, 1] are clamped by the schedules; non-finite numbers are an error.
+    A tensor's value is not inspected (that would synchronize the host).
+    """
     if isinstance(progress, Tensor):
         if progress.dim() != 0:
-            raise ValueError(f"progress must be a 0-dim tensor, got shape {_shape(progress)}")
+            raise ValueError(f"{name} must be a float in [0, 1] or a 0-dim tensor, got a tensor of shape {_shape(progress)}")
         if not progress.is_floating_point():
-            raise TypeError(f"progress must be a floating-point tensor, got dtype {progress.dtype}")
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {progress.dtype}")
         return progress
     if _compiling():
         return progress
-    if isinstance(progress, bool) or not isinstance(progress, (int, float)):
-        raise TypeError(f"progress must be a float in [0, 1] or a 0-dim tensor, got {type(progress).__name__}")
-    if not math.isfinite(float(progress)):
-        raise ValueError(f"progress must be finite, got {progress}")
-    return float(progress)
+    if isinstance(progress, bool) or type(progress).__name__ == "bool_" or not isinstance(progress, numbers.Real):
+        raise TypeError(f"{name} must be a float in [0, 1] or a 0-dim tensor, got {type(progress).__name__}")
+    value = float(progress)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_reduction(reduction: Any, scope: Any, scopes: Tuple[str, ...] = SCOPES, loss: Optional[str] = None) -> None:
+    """Validate ``reduction`` and ``scope`` (one of ``scopes``) together; ``loss`` names the caller in errors."""
+    check_choice("reduction", reduction, REDUCTIONS)
+    if not isinstance(scope, str) or scope not in scopes:
+        who = f"{loss} accepts" if loss else "must be one of"
+        options = ", ".join(repr(c) for c in scopes)
+        raise ValueError(f"scope: {who} {options}; got {scope!r}")
+    if scope != "image" and reduction == "none":
+        raise ValueError(
+            f"reduction='none' returns one value per image and needs scope='image'; "
+            f"scope={scope!r} pools the whole batch into a single value"
+        )
+
+
+def check_ssi_silog_args(alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float) -> None:
+    """Validate the hyper-parameters shared by the SSI-SILog family (``ssi-silog``, ``near-field-ssi-silog``)."""
+    check_float("alpha", alpha, low=0.0)
+    check_float("silog_ratio", silog_ratio, low=0.0, low_inclusive=False)
+    check_float("silog_ratio2", silog_ratio2, low=0.0, high=1.0)
+    check_float("ssi_weight", ssi_weight, low=0.0)
+    check_float("silog_weight", silog_weight, low=0.0)
