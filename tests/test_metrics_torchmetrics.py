@@ -144,7 +144,7 @@ def test_metric_moves_with_to_and_update_keeps_device() -> None:
 def _run_ranks(out_dir: Path) -> List[Dict[str, Dict[str, Tensor]]]:
     if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
         pytest.skip("this torch build has no torch.distributed gloo backend")
-    ctx = torch.multiprocessing.start_processes(
+    ctx = torch.multiprocessing.start_processes(  # type: ignore[attr-defined,no-untyped-call]
         W.worker,
         args=(W.WORLD_SIZE, str(out_dir / "init"), str(out_dir)),
         nprocs=W.WORLD_SIZE,
@@ -157,7 +157,8 @@ def _run_ranks(out_dir: Path) -> List[Dict[str, Dict[str, Tensor]]]:
             for p in ctx.processes:
                 p.kill()
             pytest.fail(f"the {W.WORLD_SIZE} ranks did not finish within {TIMEOUT_S:.0f} s")
-    return [torch.load(out_dir / f"rank{r}.pt") for r in range(W.WORLD_SIZE)]
+    results: List[Dict[str, Dict[str, Tensor]]] = [torch.load(out_dir / f"rank{r}.pt") for r in range(W.WORLD_SIZE)]
+    return results
 
 
 def _single_process(cls: Optional[type] = None) -> Dict[str, Tensor]:
@@ -165,7 +166,8 @@ def _single_process(cls: Optional[type] = None) -> Dict[str, Tensor]:
     for rank in range(W.WORLD_SIZE):
         for pred, target, mask in W.batches(rank):
             metric.update(pred, target, mask)
-    return metric.compute() if cls is not None else metric.compute_tensors()
+    out: Dict[str, Tensor] = metric.compute() if cls is not None else metric.compute_tensors()
+    return out
 
 
 def test_two_rank_gloo_sync_equals_single_process(tmp_path: Path) -> None:

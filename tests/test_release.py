@@ -16,12 +16,14 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, List
+from types import ModuleType
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
 import depthloss
 
+tomllib: Optional[ModuleType]
 try:
     import tomllib
 except ModuleNotFoundError:  # pragma: no cover - Python < 3.11
@@ -44,7 +46,7 @@ def _pyproject() -> Dict[str, Any]:
     return data
 
 
-def _setuptools_floor(requires: List[str]) -> tuple:
+def _setuptools_floor(requires: List[str]) -> Tuple[int, ...]:
     spec = next(r for r in requires if r.replace(" ", "").startswith("setuptools"))
     match = re.search(r">=\s*([0-9.]+)", spec)
     assert match, f"the build requirement {spec!r} has no lower bound"
