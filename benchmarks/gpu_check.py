@@ -546,21 +546,27 @@ def phase_parity(names: Sequence[str], shapes: Sequence[Shape], device: torch.de
                     case = loss_case(name, inputs)
                     refs: Dict[torch.dtype, Tuple[float, Tensor]] = {}
                     module = case.build(device)
-                    for p in PRECISIONS:
-                        key = torch.bfloat16 if p.pred_dtype == torch.bfloat16 else torch.float32
-                        if key not in refs:
-                            refs[key] = _cpu_reference(case, key)
-                        leaf, target, kwargs = _cast_case(case, device, p)
-                        value, grad = _value_and_grad(module, leaf, target, kwargs, autocast if p.autocast else None)
-                        row["results"][p.name] = compare(value, grad, refs[key], p)
-                    row["status"] = "fail" if any(r["status"] != "pass" for r in row["results"].values()) else "pass"
+                    for p in PRECISIONS:  # one precision's error does not hide the others
+                        try:
+                            key = torch.bfloat16 if p.pred_dtype == torch.bfloat16 else torch.float32
+                            if key not in refs:
+                                refs[key] = _cpu_reference(case, key)
+                            leaf, target, kwargs = _cast_case(case, device, p)
+                            value, grad = _value_and_grad(module, leaf, target, kwargs, autocast if p.autocast else None)
+                            row["results"][p.name] = compare(value, grad, refs[key], p)
+                        except Exception as exc:  # noqa: BLE001
+                            row["results"][p.name] = {"status": "error", "error": _err(exc), "traceback": _tb(exc)}
+                    statuses = {r["status"] for r in row["results"].values()}
+                    row["status"] = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
+                    if row["status"] == "error":
+                        row["error"] = next(r["error"] for r in row["results"].values() if r["status"] == "error")
                 except Exception as exc:  # noqa: BLE001 - one loss's failure must not end the run
                     row.update(status="error", error=_err(exc), traceback=_tb(exc))
             cells = []
             for p in PRECISIONS:
                 r = row["results"].get(p.name)
-                if r is None:
-                    cells.append("error")
+                if r is None or r["status"] == "error":
+                    cells.append("**error**")
                 else:
                     mark = "" if r["status"] == "pass" else " **FAIL**"
                     cells.append(f"{r['value_err']:.1e} / {_num(r['grad_err'], '.1e')}{mark}")
@@ -588,6 +594,34 @@ def sync_debug(device: torch.device) -> Iterator[bool]:
         torch.cuda.set_sync_debug_mode(0)
 
 
+def _checked_step(fn: Callable[..., Tensor], leaf: Tensor, target: Tensor, kwargs: Dict[str, Any],
+                  device: torch.device) -> Dict[str, Any]:  # fmt: skip
+    """One forward+backward under the sync check, after a warm-up call outside it."""
+
+    def step() -> None:
+        leaf.grad = None
+        torch.autograd.backward(fn(leaf, target, **kwargs))
+
+    try:
+        step()  # warm-up: lazy initialization (handles, kernels) may synchronize once
+        _sync(device)
+        with sync_debug(device) as checked:
+            step()
+        _sync(device)
+        return {"status": "pass" if checked else "unchecked"}
+    except Exception as exc:  # noqa: BLE001
+        with contextlib.suppress(Exception):
+            _sync(device)
+        # a host synchronization raises "called a synchronizing CUDA operation"
+        kind = "fail" if "synchroniz" in str(exc).lower() else "error"
+        return {"status": kind, "error": _err(exc), "traceback": _tb(exc)}
+
+
+def _bool_index_l1(pred: Tensor, target: Tensor, mask: Tensor, progress: Any = None) -> Tensor:
+    """The control: ``x[mask]`` sizes its output from the mask's content, a host synchronization."""
+    return (pred[mask] - target[mask]).abs().mean()
+
+
 def phase_sync(names: Sequence[str], shape: Shape, device: torch.device, report: Report, clock: PhaseClock,
                seed: int) -> None:  # fmt: skip
     report.emit(f"\n### Host synchronization: forward+backward under set_sync_debug_mode('error') at {shape.name}\n")
@@ -595,6 +629,10 @@ def phase_sync(names: Sequence[str], shape: Shape, device: torch.device, report:
     report.emit("|---|---|---|")
     inputs = make_inputs(shape, shape.valid, seed, device)
     f32 = PRECISIONS[1]
+
+    def cell(r: Dict[str, Any]) -> str:
+        return r["status"] if r["status"] not in ("fail", "error") else f"**{r['status'].upper()}** {r['error']}"
+
     for name in names:
         row: Dict[str, Any] = {"shape": shape.name, "loss": name, "results": {}}
         if not clock.allows():
@@ -607,30 +645,28 @@ def phase_sync(names: Sequence[str], shape: Shape, device: torch.device, report:
                     case = loss_case(name, inputs)
                     if variant == "float":
                         case.kwargs["progress"] = PROGRESS
-                    module = case.build(device)
                     leaf, target, kwargs = _cast_case(case, device, f32)
-
-                    def step() -> None:
-                        leaf.grad = None
-                        module(leaf, target, **kwargs).backward()
-
-                    step()  # warm-up: lazy initialization may synchronize once
-                    _sync(device)
-                    with sync_debug(device) as checked:
-                        step()
-                    _sync(device)
-                    row["results"][variant] = {"status": "pass" if checked else "unchecked"}
+                    row["results"][variant] = _checked_step(case.build(device), leaf, target, kwargs, device)
                 except Exception as exc:  # noqa: BLE001
-                    _sync(device)
-                    row["results"][variant] = {"status": "fail", "error": _err(exc), "traceback": _tb(exc)}
+                    row["results"][variant] = {"status": "error", "error": _err(exc), "traceback": _tb(exc)}
         statuses = [r["status"] for r in row["results"].values()]
-        row["status"] = "fail" if "fail" in statuses else statuses[0]
+        row["status"] = "fail" if "fail" in statuses else "error" if "error" in statuses else statuses[0]
+        report.add("sync", row, f"| {name} | {cell(row['results']['tensor'])} | {cell(row['results']['float'])} |")
 
-        def cell(v: str) -> str:
-            r = row["results"][v]
-            return r["status"] if r["status"] != "fail" else f"**FAIL** {r['error']}"
-
-        report.add("sync", row, f"| {name} | {cell('tensor')} | {cell('float')} |")
+    # The control must be caught, or the check proves nothing on this device.
+    leaf = inputs.inv_pred.detach().clone().requires_grad_(True)
+    got = _checked_step(_bool_index_l1, leaf, inputs.inv_target, {"mask": inputs.mask}, device)
+    control: Dict[str, Any] = {"shape": shape.name, "loss": "control: x[mask] L1 (must be caught)", "results": {"tensor": got}}
+    if got["status"] == "fail":
+        control["status"] = "pass"
+        line = f"caught: {got['error']}"
+    elif got["status"] == "unchecked":
+        control["status"] = "unchecked"
+        line = "unchecked"
+    else:
+        control["status"] = "fail"
+        line = "**NOT CAUGHT: the sync check does not work here**" if got["status"] == "pass" else cell(got)
+    report.add("sync", control, f"| {control['loss']} | {line} | – |")
     del inputs
     _free(device)
 
@@ -911,7 +947,7 @@ def summarize(report: Report) -> Dict[str, Any]:
 
     summary: Dict[str, Any] = {s: count(s) for s in ("parity", "sync", "floors", "timing", "baselines")}
     failed = [f"parity {r['shape']}/{r['loss']}" for r in data["parity"] if r["status"] in ("fail", "error")]
-    failed += [f"sync {r['loss']}" for r in data["sync"] if r["status"] == "fail"]
+    failed += [f"sync {r['loss']}" for r in data["sync"] if r["status"] in ("fail", "error")]
     summary["failed"] = failed
     summary["errors"] = [f"{s} {r.get('shape')}/{r.get('loss', r.get('name'))}: {r['error']}"
                          for s in ("floors", "timing", "baselines") for r in data[s] if r["status"] == "error"]  # fmt: skip
@@ -946,9 +982,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cached: Dict[str, Inputs] = {}
 
     def inputs_for(shape: Shape) -> Inputs:
-        if shape.name not in cached:
-            cached.clear()  # one timing shape resident at a time
-            _free(device)
+        if shape.name not in cached:  # both timing shapes stay resident (~70 MB each)
             cached[shape.name] = make_inputs(shape, shape.valid, args.seed, device)
         return cached[shape.name]
 

@@ -8,6 +8,7 @@ watchdog leave a partial result, and a loss needing extra inputs gets them from 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -107,8 +108,43 @@ def test_smoke_parity_passes_for_every_loss_shape_and_precision(smoke: Dict[str,
 
 def test_smoke_sync_phase_ran_every_loss_unchecked_on_cpu(smoke: Dict[str, Any]) -> None:
     rows = smoke["data"]["sync"]
-    assert [r["loss"] for r in rows] == depthloss.list_losses()
-    assert all(r["results"] == {"tensor": {"status": "unchecked"}, "float": {"status": "unchecked"}} for r in rows)
+    *losses, control = rows
+    assert [r["loss"] for r in losses] == depthloss.list_losses()
+    assert all(r["results"] == {"tensor": {"status": "unchecked"}, "float": {"status": "unchecked"}} for r in losses)
+    assert control["loss"].startswith("control") and control["status"] == "unchecked"
+
+
+def test_sync_harness_classifies_a_caught_synchronization(gc: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the CUDA sync check reports, with the debug mode simulated (CPU: nothing to catch)."""
+    state = {"on": False}
+
+    @contextlib.contextmanager
+    def fake_sync_debug(device: torch.device) -> Iterator[bool]:
+        state["on"] = True
+        try:
+            yield True
+        finally:
+            state["on"] = False
+
+    monkeypatch.setattr(gc, "sync_debug", fake_sync_debug)
+    leaf = torch.rand(2, 1, 4, 4, requires_grad=True)
+    target = torch.rand(2, 1, 4, 4)
+
+    def syncs(pred: Tensor, target: Tensor) -> Tensor:
+        if state["on"]:
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return (pred - target).abs().mean()
+
+    def broken(pred: Tensor, target: Tensor) -> Tensor:
+        raise ValueError("some other bug")
+
+    cpu = torch.device("cpu")
+    assert gc._checked_step(lambda p, t: (p - t).abs().mean(), leaf, target, {}, cpu) == {"status": "pass"}
+    assert leaf.grad is not None  # forward+backward ran under the check
+    caught = gc._checked_step(syncs, leaf, target, {}, cpu)
+    assert caught["status"] == "fail" and "synchronizing" in caught["error"]
+    assert gc._checked_step(broken, leaf, target, {}, cpu)["status"] == "error"
+    assert not state["on"]
 
 
 def test_smoke_timing_rows(smoke: Dict[str, Any]) -> None:
