@@ -231,6 +231,21 @@ def test_budget_shares_move_unused_time_to_later_phases(gc: ModuleType) -> None:
     assert clock.allows()
 
 
+def test_phase_clock_estimates_an_item_by_its_own_earlier_cost(gc: ModuleType) -> None:
+    clock = gc.PhaseClock("compiled", time.perf_counter() + 60.0, 60.0, estimate_s=1000.0)  # a first guess
+    assert not clock.allows("a")
+    with clock.item("floor", update=False):
+        pass
+    assert clock.estimate_s == 1000.0 and "floor" in clock.costs  # a floor does not reset the guess
+    with clock.item("a"):
+        time.sleep(0.01)
+    assert 0.01 <= clock.estimate_s < 1000.0 and clock.costs["a"] == clock.estimate_s  # measured replaces the guess
+    clock.costs["b"] = 120.0  # "b" took two minutes at the previous shape
+    assert clock.allows("a") and not clock.allows("b") and clock.allows("floor")
+    clock.estimate_s = 100.0
+    assert not clock.allows("new") and clock.allows("a")
+
+
 def test_compare_flags_wrong_values_gradients_and_dtypes(gc: ModuleType) -> None:
     f32 = next(p for p in gc.PRECISIONS if p.name == "float32")
     grad = torch.randn(2, 1, 4, 4, dtype=torch.float64)
