@@ -479,7 +479,9 @@ def _torchmetrics_class() -> "Type[torchmetrics.Metric]":
         State names are ``"sum_" + key`` with ``/`` replaced by ``_`` (``sum_abs_rel``,
         ``sum_count``, ``sum_near_abs_rel``, ...). Their dtype follows the inputs, like
         :class:`DepthMetrics`' sums (float32 for float32 and half-precision inputs,
-        float64 for float64); ``reset()`` returns them to float32 zeros.
+        float64 for float64); ``reset()`` returns them to float32 zeros. Evaluating float64
+        inputs under DDP, call ``metric.set_dtype(torch.float64)`` first, so that a process
+        that got no batch gathers float64 states like the others.
 
         Example (Lightning): ``self.val_metrics.update(pred, target, mask)`` in
         ``validation_step``, then ``self.log_dict(self.val_metrics.compute())`` and
