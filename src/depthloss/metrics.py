@@ -1,7 +1,9 @@
 r"""Standard depth evaluation metrics (Eigen et al. 2014; Monodepth2 / BTS protocol).
 
 :func:`depth_metrics` evaluates one batch; :class:`DepthMetrics` accumulates a whole
-dataset. Both follow the protocol of the reference evaluation scripts: every metric is
+dataset; with torchmetrics installed (``pip install "depthloss[metrics]"``),
+``DepthMetricsTM`` is the same accumulator as a ``torchmetrics.Metric`` (its states are the
+sufficient statistics, summed across processes by torchmetrics' own synchronization). Both follow the protocol of the reference evaluation scripts: every metric is
 computed **per image over that image's valid pixels**, then averaged over the images that
 have at least one valid pixel.
 
@@ -29,7 +31,8 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import functools
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Type
 
 import torch
 from torch import Tensor
@@ -38,6 +41,11 @@ from depthloss._checks import _compiling, check_choice, check_float, check_mask,
 from depthloss.functional._plumbing import autocast_off, compute_dtype, rows, safe_div
 from depthloss.functional.statistics import kth_smallest, lower_median, lsq_rows
 
+if TYPE_CHECKING:  # torchmetrics is an optional extra, imported only when DepthMetricsTM is used
+    import torchmetrics
+
+# ``DepthMetricsTM`` (a ``torchmetrics.Metric``) is reached through the module ``__getattr__``
+# below and is not listed here, so ``from depthloss.metrics import *`` works without torchmetrics.
 __all__ = ["METRIC_NAMES", "DepthMetrics", "depth_metrics"]
 
 #: Names of the per-image metrics, in the order they appear in the result.
@@ -354,7 +362,8 @@ class DepthMetrics:
 
     Attributes:
         sums: dict of 0-dim tensors (per-image sums and image counts). Under distributed
-            evaluation, ``all_reduce`` these (SUM) before :meth:`compute`.
+            evaluation, ``all_reduce`` these (SUM) before :meth:`compute`, or use
+            ``DepthMetricsTM`` (torchmetrics), which synchronizes them itself.
 
     Example:
         >>> metrics = DepthMetrics(max_depth=10.0)
@@ -419,3 +428,120 @@ class DepthMetrics:
             f"{type(self).__name__}(min_depth={self.min_depth}, max_depth={self.max_depth}, "
             f"align={self.align!r}, align_space={self.align_space!r}, near_threshold={self.near_threshold})"
         )
+
+
+# ---------------------------------------------------------------------------------------
+# torchmetrics integration (optional extra; torchmetrics is imported on first use only)
+# ---------------------------------------------------------------------------------------
+
+
+def _state_name(key: str) -> str:
+    """The torchmetrics state holding the dataset sum of ``key`` (``"near/abs_rel"`` -> ``"sum_near_abs_rel"``)."""
+    return "sum_" + key.replace("/", "_")
+
+
+def _sum_keys(split: bool) -> Tuple[str, ...]:
+    """The sufficient statistics accumulated for a configuration, in :func:`_batch_sums`' order."""
+    return tuple(_zero_sums(split))
+
+
+@functools.lru_cache(maxsize=None)
+def _torchmetrics_class() -> "Type[torchmetrics.Metric]":
+    """Build ``DepthMetricsTM`` (once): importing torchmetrics is deferred to this call."""
+    try:
+        import torchmetrics
+    except ImportError as err:  # pragma: no cover - exercised with torchmetrics blocked
+        raise ImportError(
+            "depthloss.metrics.DepthMetricsTM needs torchmetrics: pip install 'depthloss[metrics]' "
+            "(or use depthloss.metrics.DepthMetrics, which needs nothing else)"
+        ) from err
+
+    class DepthMetricsTM(torchmetrics.Metric):
+        """:class:`DepthMetrics` as a ``torchmetrics.Metric``: the per-image protocol over a dataset.
+
+        The states are the sufficient statistics :class:`DepthMetrics` keeps (for every
+        metric the sum of its per-image values, and the number of counted images), each a
+        0-dim tensor with ``dist_reduce_fx="sum"``, so torchmetrics' own synchronization
+        (``compute()`` under DDP, or ``sync()``) all-reduces them and the result is the
+        per-image average over the images of *all* processes, whatever their split.
+        :meth:`update` never synchronizes the host; :meth:`compute` returns a dict of 0-dim
+        tensors equal to ``DepthMetrics.compute_tensors()`` on the same batches. Calling
+        the metric (``forward``) returns that batch's :func:`depth_metrics` and accumulates.
+
+        Args:
+            min_depth, max_depth, align, align_space, near_threshold: as in
+                :func:`depth_metrics`, fixed for the whole evaluation.
+            **kwargs: ``torchmetrics.Metric`` options (``sync_on_compute``,
+                ``dist_sync_on_step``, ``process_group``, ``compute_on_cpu``, ...).
+
+        State names are ``"sum_" + key`` with ``/`` replaced by ``_`` (``sum_abs_rel``,
+        ``sum_count``, ``sum_near_abs_rel``, ...). Their dtype follows the inputs, like
+        :class:`DepthMetrics`' sums (float32 for float32 and half-precision inputs,
+        float64 for float64); ``reset()`` returns them to float32 zeros. Evaluating float64
+        inputs under DDP, call ``metric.set_dtype(torch.float64)`` first, so that a process
+        that got no batch gathers float64 states like the others.
+
+        Example (Lightning): ``self.val_metrics.update(pred, target, mask)`` in
+        ``validation_step``, then ``self.log_dict(self.val_metrics.compute())`` and
+        ``self.val_metrics.reset()`` in ``on_validation_epoch_end``.
+        """
+
+        is_differentiable = False
+        higher_is_better = None
+        full_state_update = False  # the batch value needs the batch only (sum states merge)
+
+        def __init__(
+            self,
+            min_depth: float = 1e-3,
+            max_depth: float = 80.0,
+            align: Optional[str] = None,
+            *,
+            align_space: str = "disparity",
+            near_threshold: Optional[float] = None,
+            **kwargs: Any,
+        ) -> None:
+            super().__init__(**kwargs)
+            _check_config(min_depth, max_depth, align, align_space, near_threshold)
+            self.min_depth = float(min_depth)
+            self.max_depth = float(max_depth)
+            self.align = align
+            self.align_space = align_space
+            self.near_threshold = None if near_threshold is None else float(near_threshold)
+            self._sum_keys = _sum_keys(self.near_threshold is not None)
+            for key in self._sum_keys:
+                self.add_state(_state_name(key), default=torch.zeros(()), dist_reduce_fx="sum")
+
+        def update(self, pred: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> None:
+            """Add a batch (no host synchronization)."""
+            batch = _batch_sums(
+                pred, target, mask, self.min_depth, self.max_depth, self.align, self.align_space, self.near_threshold
+            )
+            for key in self._sum_keys:
+                name = _state_name(key)
+                setattr(self, name, getattr(self, name) + batch[key])
+
+        def compute(self) -> Dict[str, Tensor]:
+            """Dataset metrics as 0-dim tensors (0 for every metric when no image counted)."""
+            return _finalize({key: getattr(self, _state_name(key)) for key in self._sum_keys})
+
+        def sums(self) -> Dict[str, Tensor]:
+            """The accumulated sufficient statistics, keyed like ``DepthMetrics.sums`` (this process only)."""
+            return {key: getattr(self, _state_name(key)) for key in self._sum_keys}
+
+        def extra_repr(self) -> str:
+            return (
+                f"min_depth={self.min_depth}, max_depth={self.max_depth}, align={self.align!r}, "
+                f"align_space={self.align_space!r}, near_threshold={self.near_threshold}"
+            )
+
+    # importable and picklable as depthloss.metrics.DepthMetricsTM
+    DepthMetricsTM.__module__ = __name__
+    DepthMetricsTM.__qualname__ = "DepthMetricsTM"
+    return DepthMetricsTM
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy attributes: ``DepthMetricsTM`` imports torchmetrics only when first accessed."""
+    if name == "DepthMetricsTM":
+        return _torchmetrics_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
