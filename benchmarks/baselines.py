@@ -725,22 +725,23 @@ def _depthloss_l1_batch(pred: Tensor, target: Tensor, mask: Tensor, progress: Pr
 BASELINES: Dict[str, BaselinePair] = {
     "scale-adaptive": BaselinePair(
         baseline=SeedScaleAdaptiveLoss,
-        depthloss=lambda: depthloss.ScaleAdaptiveLoss(gt_downsample="nearest"),
+        depthloss=lambda: depthloss.ScaleAdaptiveLoss(gt_downsample="nearest", input_space="inverse"),
         input_space="inverse",
         notes=(
             "Seed sketch (bilinear prediction pyramid, nearest target pyramid, per-image loop "
             "MAD, x[mask] means, conv2d Sobel) vs depthloss with gt_downsample='nearest'. Uses "
-            "progress. Same value at levels 0-1; from level 2 on bilinear (seed) and area "
-            "(depthloss) prediction pooling differ, and the seed pools its L1/gradient means over "
+            "progress. Same value at levels 0-1 on dense targets; from level 2 on bilinear (seed) "
+            "and masked-mean (depthloss: the mean of each block's valid pixels, the area mean on "
+            "dense targets) prediction pooling differ, and the seed pools its L1/gradient means over "
             "the batch while depthloss averages per-image means. Exact agreement: "
-            "SeedScaleAdaptiveLoss(pred_downsample='area') with equal valid counts per image "
-            "(tests/test_baselines.py). depthloss's default gt_downsample='mean' matches the "
-            "baseline's gt_downsample='mean'."
+            "SeedScaleAdaptiveLoss(pred_downsample='area') with dense targets and equal valid "
+            "counts per image (tests/test_baselines.py). depthloss's default gt_downsample='mean' "
+            "matches the baseline's gt_downsample='mean'."
         ),
     ),
     "near-field-ssi-silog": BaselinePair(
         baseline=SeedNearFieldSSISilog,
-        depthloss=lambda: depthloss.NearFieldSSISilog(scope="batch"),
+        depthloss=lambda: depthloss.NearFieldSSISilog(scope="batch", input_space="inverse"),
         input_space="inverse",
         notes=(
             "Seed near-field SSI-SILog (x[mask], weighted-mean SSI, sqrt-weight SILog, gradient "
@@ -774,7 +775,7 @@ BASELINES: Dict[str, BaselinePair] = {
     ),
     "midas": BaselinePair(
         baseline=MidasDenseLoss,
-        depthloss=lambda: depthloss.MiDaSLoss(alpha=1.0),
+        depthloss=lambda: depthloss.MiDaSLoss(alpha=1.0, input_space="inverse"),
         input_space="inverse",
         notes=(
             "Published MiDaS ScaleAndShiftInvariantLoss (alpha 0.5, 4 scales, batch-based) vs "

@@ -1,7 +1,8 @@
 """Forward/backward timing suite for every registered depthloss loss.
 
     python benchmarks/run.py [--device cuda|cpu] [--losses PATTERN] [--shapes small,kitti,nyu]
-                             [--valid 0.3,1.0] [--compile] [--json PATH] [--plot PATH]
+                             [--valid 0.3,1.0] [--accel on|off|both] [--compile]
+                             [--compile-time] [--json PATH] [--plot PATH]
 
 For each shape and valid fraction it times, on the same tensors and in one process:
 
@@ -9,10 +10,16 @@ For each shape and valid fraction it times, on the same tensors and in one proce
    (``--compile``) ``torch.compile``d, with median and IQR from
    ``torch.utils.benchmark.Timer.blocked_autorange`` (which synchronizes CUDA), peak
    memory on CUDA, and the ratio of forward+backward to a masked L1 forward+backward on
-   the same tensors (the memory-bound floor);
+   the same tensors (the memory-bound floor). With ``--accel both`` (the default) every
+   loss is timed on the reference path (``depthloss.accelerations(False)``) and with the
+   accelerations of :mod:`depthloss._accel` that apply on the device, in alternating
+   rounds: the ``accel ×`` column is what the accelerations buy (an acceleration stays
+   enabled on a device only where it buys at least 1.3x; ``benchmarks/NOTES.md``);
 2. every pair in ``benchmarks/baselines.py``: the straightforward implementation a user
    would otherwise write against the depthloss callable computing the same value, and the
-   speed-up, checked against the targets of the benchmark issue (CPU, ``small``, eager).
+   speed-up, with accelerations on and off;
+3. with ``--compile-time``: the wall time of the first ``torch.compile`` (inductor,
+   ``fullgraph=True``) forward and backward of every loss (a fresh compile each).
 
 Inputs are procedural scenes from :mod:`depthloss.synthetic`: metric depth (sky filled at
 the far plane so 100 % valid is possible), LiDAR-like scan-line masks for the sparse
@@ -42,6 +49,7 @@ from timing import Timing, environment, measure  # noqa: E402
 
 import depthloss  # noqa: E402
 from depthloss import synthetic  # noqa: E402
+from depthloss._accel import registered  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -60,14 +68,7 @@ SHAPES = {
     "tiny": Shape("tiny", 2, 32, 64, 0.3),  # smoke test
 }
 
-# speed-up targets of the benchmark issue: CPU, 2 threads, `small`, forward+backward, eager
-TARGETS = {
-    "scale-adaptive": 6.0,
-    "near-field-ssi-silog": 3.0,
-    "silog": 2.0,
-    "ssi_mae": 2.0,
-    "midas": 1.0,
-}
+ACCEL_MODES = {"on": (True,), "off": (False,), "both": (False, True)}
 
 
 @dataclass
@@ -153,10 +154,22 @@ class LossRow:
     valid: float
     loss: str
     mode: str  # eager | compiled
+    accel: str  # on | off (the reference)
     forward: Timing
     forward_backward: Timing
     floor_ratio: float
     peak_mb: Optional[float] = None
+
+
+@dataclass
+class AccelRow:
+    shape: str
+    valid: float
+    loss: str
+    accelerations: str  # the accelerations enabled on the device
+    reference: Timing
+    accelerated: Timing
+    speedup: float  # reference / accelerated, median over alternating rounds
 
 
 @dataclass
@@ -167,9 +180,16 @@ class BaselineRow:
     baseline: Timing
     depthloss: Timing
     speedup: float
-    target: Optional[float] = None
-    met: Optional[bool] = None
+    depthloss_reference: Optional[Timing] = None  # accelerations off
+    speedup_reference: Optional[float] = None
     notes: str = ""
+
+
+@dataclass
+class CompileRow:
+    loss: str
+    forward_s: float
+    backward_s: float
 
 
 @dataclass
@@ -177,13 +197,40 @@ class Results:
     environment: Dict[str, Any]
     args: Dict[str, Any]
     losses: List[LossRow] = field(default_factory=list)
+    accel: List[AccelRow] = field(default_factory=list)
     baselines: List[BaselineRow] = field(default_factory=list)
+    compile_time: List[CompileRow] = field(default_factory=list)
+
+
+def input_space(name: str) -> str:
+    """The space a loss's inputs are given in for the benchmark: its own where it has one."""
+    space = depthloss.loss_info(name).loss_space
+    return "depth" if space == "depth" else "inverse"
+
+
+def build(name: str, device: torch.device) -> torch.nn.Module:
+    return depthloss.get_loss(name, input_space=input_space(name)).to(device)
 
 
 def floor_timing(inputs: Inputs, min_run_time: float) -> Timing:
     pred, target = inputs.pair("inverse")
-    l1 = depthloss.get_loss("l1")
+    l1 = depthloss.get_loss("l1", input_space="inverse")
     return measure(forward_backward_fn(l1, pred, target, inputs.mask), min_run_time)
+
+
+def accelerated(flag: bool) -> Any:
+    """The context in which a timing runs: accelerations on (the library default) or off (reference)."""
+    return depthloss.accelerations(flag)
+
+
+def applicable_accelerations(device: torch.device) -> List[str]:
+    """The registered accelerations enabled on ``device`` (by name)."""
+    return sorted(n for n, a in registered().items() if device.type in a.devices)
+
+
+def timed(run: Callable[[], Any], flag: bool, min_run_time: float) -> Timing:
+    with accelerated(flag):
+        return measure(run, min_run_time)
 
 
 def bench_losses(
@@ -194,61 +241,113 @@ def bench_losses(
     modes = ["eager", "compiled"] if args.compile else ["eager"]
     for name in names:
         for mode in modes:
-            module = depthloss.get_loss(name).to(device)
-            pred, target = inputs.pair(module.input_space)
-            fn: Callable[..., Tensor] = module
-            if mode == "compiled":
-                torch._dynamo.reset()
-                fn = torch.compile(module, fullgraph=True)
-            fwd = measure(forward_fn(fn, pred, target, inputs.mask), args.min_run_time)
-            fb_run = forward_backward_fn(fn, pred, target, inputs.mask)
-            fwd_bwd = measure(fb_run, args.min_run_time)
-            rows.append(
-                LossRow(
-                    shape=shape.name,
-                    valid=valid,
-                    loss=name,
-                    mode=mode,
-                    forward=fwd,
-                    forward_backward=fwd_bwd,
-                    floor_ratio=fwd_bwd.median_ms / floor.median_ms,
-                    peak_mb=peak_memory_mb(fb_run, device),
+            for flag in ACCEL_MODES[args.accel]:
+                module = build(name, device)
+                pred, target = inputs.pair(input_space(name))
+                fn: Callable[..., Tensor] = module
+                if mode == "compiled":
+                    torch._dynamo.reset()
+                    fn = torch.compile(module, fullgraph=True)
+                fwd = timed(forward_fn(fn, pred, target, inputs.mask), flag, args.min_run_time)
+                fb_run = forward_backward_fn(fn, pred, target, inputs.mask)
+                fwd_bwd = timed(fb_run, flag, args.min_run_time)
+                with accelerated(flag):
+                    peak = peak_memory_mb(fb_run, device)
+                rows.append(
+                    LossRow(
+                        shape=shape.name,
+                        valid=valid,
+                        loss=name,
+                        mode=mode,
+                        accel="on" if flag else "off",
+                        forward=fwd,
+                        forward_backward=fwd_bwd,
+                        floor_ratio=fwd_bwd.median_ms / floor.median_ms,
+                        peak_mb=peak,
+                    )
                 )
-            )
-            print(f"  {name:22s} {mode:8s} fwd {fwd}  fwd+bwd {fwd_bwd}", file=sys.stderr)
+                tag = "accel" if flag else "ref"
+                print(f"  {name:22s} {mode:8s} {tag:5s} fwd {fwd}  fwd+bwd {fwd_bwd}", file=sys.stderr)
+    return rows
+
+
+def alternating(first: Callable[[], Timing], second: Callable[[], Timing], rounds: int) -> Tuple[Timing, Timing, float]:
+    """Time two runs in alternating rounds (slow drifts of a shared machine hit both alike);
+    the median of each and the median of the per-round ratios ``first / second``."""
+    pairs = [(first(), second()) for _ in range(rounds)]
+    ratios = sorted(a.median_ms / b.median_ms for a, b in pairs)
+    a = sorted((a for a, _ in pairs), key=lambda t: t.median_ms)[rounds // 2]
+    b = sorted((b for _, b in pairs), key=lambda t: t.median_ms)[rounds // 2]
+    return a, b, ratios[len(ratios) // 2]
+
+
+def bench_accel(names: Sequence[str], shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace) -> List[AccelRow]:
+    """Reference vs accelerated forward+backward (eager) for every loss, on this device."""
+    device = inputs.mask.device
+    accels = applicable_accelerations(device)
+    if not accels or args.accel != "both":
+        return []
+    rows = []
+    for name in names:
+        run = forward_backward_fn(build(name, device), *inputs.pair(input_space(name)), inputs.mask)
+        ref, acc, ratio = alternating(
+            lambda: timed(run, False, args.min_run_time), lambda: timed(run, True, args.min_run_time), args.rounds
+        )
+        rows.append(AccelRow(shape.name, valid, name, ",".join(accels), ref, acc, ratio))
+        print(f"  accel {name:22s} reference {ref} accelerated {acc}: {ratio:.2f}x", file=sys.stderr)
     return rows
 
 
 def bench_baselines(shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace) -> List[BaselineRow]:
     rows = []
-    check_targets = inputs.mask.device.type == "cpu" and shape.name == "small"
     for name, pair in BASELINES.items():
         if not fnmatch.fnmatch(name.replace("_", "-"), args.losses) and not fnmatch.fnmatch(name, args.losses):
             continue
         pred, target = inputs.pair(pair.input_space)
         base_run = forward_backward_fn(seed_pipeline(pair.baseline()), pred, target, inputs.mask)
         ours_run = forward_backward_fn(pair.depthloss(), pred, target, inputs.mask)
-        # alternate the two in rounds so slow drifts of a shared machine hit both alike
-        rounds = [(measure(base_run, args.min_run_time), measure(ours_run, args.min_run_time)) for _ in range(args.rounds)]
-        ratios = sorted(b.median_ms / o.median_ms for b, o in rounds)
-        speedup = ratios[len(ratios) // 2]
-        base = sorted((b for b, _ in rounds), key=lambda t: t.median_ms)[len(rounds) // 2]
-        ours = sorted((o for _, o in rounds), key=lambda t: t.median_ms)[len(rounds) // 2]
-        target_ratio = TARGETS.get(name) if check_targets else None
+        ratios: Dict[bool, Tuple[Timing, Timing, float]] = {}
+        for flag in ACCEL_MODES[args.accel]:
+            ratios[flag] = alternating(
+                lambda: measure(base_run, args.min_run_time), lambda: timed(ours_run, flag, args.min_run_time), args.rounds
+            )
+        main = ratios[max(ratios)]  # accelerations on when timed, else the reference
+        off = ratios.get(False)
         rows.append(
             BaselineRow(
                 shape=shape.name,
                 valid=valid,
                 name=name,
-                baseline=base,
-                depthloss=ours,
-                speedup=speedup,
-                target=target_ratio,
-                met=None if target_ratio is None else speedup >= target_ratio,
+                baseline=main[0],
+                depthloss=main[1],
+                speedup=main[2],
+                depthloss_reference=None if off is None else off[1],
+                speedup_reference=None if off is None else off[2],
                 notes=pair.notes,
             )
         )
-        print(f"  baseline {name:20s} {base} vs {ours}: {speedup:.2f}x", file=sys.stderr)
+        ref = "" if off is None else f" (reference {off[2]:.2f}x)"
+        print(f"  baseline {name:20s} {main[0]} vs {main[1]}: {main[2]:.2f}x{ref}", file=sys.stderr)
+    return rows
+
+
+def bench_compile_time(names: Sequence[str], device: torch.device) -> List[CompileRow]:
+    """Wall time of the first inductor forward and backward of each loss (a fresh compile each)."""
+    shape = SHAPES["tiny"]
+    inputs = make_inputs(shape, shape.valid, 0, device)
+    rows = []
+    for name in names:
+        torch._dynamo.reset()
+        fn = torch.compile(build(name, device), fullgraph=True)
+        pred, target = inputs.pair(input_space(name))
+        leaf = pred.detach().clone().requires_grad_()
+        start = time.perf_counter()
+        loss = fn(leaf, target, inputs.mask)
+        mid = time.perf_counter()
+        loss.backward()
+        end = time.perf_counter()
+        rows.append(CompileRow(name, mid - start, end - mid))
+        print(f"  compile {name:22s} forward {mid - start:6.1f} s  backward {end - mid:6.1f} s", file=sys.stderr)
     return rows
 
 
@@ -265,34 +364,47 @@ def markdown(results: Results) -> str:
         "",
         "### Losses (forward / forward+backward, ms, median ± IQR/2)",
         "",
-        "| shape | valid | loss | mode | forward | fwd+bwd | × masked-L1 floor | peak MB |",
-        "|---|---|---|---|---|---|---|---|",
+        "| shape | valid | loss | mode | accel | forward | fwd+bwd | × masked-L1 floor | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results.losses:
         peak = "–" if r.peak_mb is None else f"{r.peak_mb:.0f}"
         out.append(
-            f"| {r.shape} | {r.valid:.0%} | {r.loss} | {r.mode} | {_ms(r.forward)} | {_ms(r.forward_backward)} "
-            f"| {r.floor_ratio:.1f} | {peak} |"
+            f"| {r.shape} | {r.valid:.0%} | {r.loss} | {r.mode} | {r.accel} | {_ms(r.forward)} "
+            f"| {_ms(r.forward_backward)} | {r.floor_ratio:.1f} | {peak} |"
         )
-    out += [
-        "",
-        "### Against the baselines (forward+backward, eager, same tensors)",
-        "",
-        "| shape | valid | loss | baseline ms | depthloss ms | speed-up | target |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for b in results.baselines:
-        target = "–" if b.target is None else f"≥ {b.target:g}× {'met' if b.met else 'MISSED'}"
-        out.append(
-            f"| {b.shape} | {b.valid:.0%} | {b.name} | {_ms(b.baseline)} | {_ms(b.depthloss)} "
-            f"| {b.speedup:.2f}× | {target} |"
-        )
-    checked = [b for b in results.baselines if b.target is not None]
-    if checked:
-        missed = [b for b in checked if not b.met]
-        out += ["", f"Targets: {len(checked) - len(missed)}/{len(checked)} met" + (
-            "" if not missed else " — missed: " + ", ".join(f"{b.name} @ {b.valid:.0%}" for b in missed)
-        )]
+    if results.accel:
+        out += [
+            "",
+            f"### Reference vs accelerated (forward+backward, eager; accelerations: {results.accel[0].accelerations})",
+            "",
+            "| shape | valid | loss | reference ms | accelerated ms | accel × |",
+            "|---|---|---|---|---|---|",
+        ]
+        for a in results.accel:
+            out.append(
+                f"| {a.shape} | {a.valid:.0%} | {a.loss} | {_ms(a.reference)} | {_ms(a.accelerated)} | {a.speedup:.2f}× |"
+            )
+    if results.baselines:
+        out += [
+            "",
+            "### Against the baselines (forward+backward, eager, same tensors; speed-up = baseline / depthloss)",
+            "",
+            "| shape | valid | loss | baseline ms | depthloss ms | speed-up | reference ms | speed-up, reference |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for b in results.baselines:
+            ref_ms = "–" if b.depthloss_reference is None else _ms(b.depthloss_reference)
+            ref_x = "–" if b.speedup_reference is None else f"{b.speedup_reference:.2f}×"
+            out.append(
+                f"| {b.shape} | {b.valid:.0%} | {b.name} | {_ms(b.baseline)} | {_ms(b.depthloss)} "
+                f"| {b.speedup:.2f}× | {ref_ms} | {ref_x} |"
+            )
+    if results.compile_time:
+        out += ["", "### First torch.compile call (inductor, fullgraph, tiny shape; seconds)", "",
+                "| loss | forward | backward | total |", "|---|---|---|---|"]  # fmt: skip
+        for c in results.compile_time:
+            out.append(f"| {c.loss} | {c.forward_s:.1f} | {c.backward_s:.1f} | {c.forward_s + c.backward_s:.1f} |")
     return "\n".join(out)
 
 
@@ -334,6 +446,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--valid", default=None, help="comma-separated valid fractions (default: 0.3,1.0 for small, the shape's own else)"
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
+    parser.add_argument(
+        "--accel", choices=tuple(ACCEL_MODES), default="both",
+        help="time with accelerations on, off (the reference) or both (default; adds the accel × table)",
+    )  # fmt: skip
+    parser.add_argument("--compile-time", action="store_true", help="time the first inductor compile of every loss")
+    parser.add_argument("--no-losses", action="store_true", help="skip the per-loss table (baselines and accel only)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the baseline comparisons")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per blocked_autorange")
@@ -359,6 +477,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     names = depthloss.list_losses(args.losses)
     env = environment(device)
     env["seed"] = args.seed
+    env["accelerations"] = applicable_accelerations(device)
     results = Results(environment=env, args=vars(args))
     start = time.perf_counter()
     env["shapes"] = []
@@ -373,9 +492,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"# {shape} valid={valid:.0%}", file=sys.stderr)
             inputs = make_inputs(shape, valid, args.seed, device)
             floor = floor_timing(inputs, args.min_run_time)
-            results.losses += bench_losses(names, shape, valid, inputs, args, floor)
+            if not args.no_losses:
+                results.losses += bench_losses(names, shape, valid, inputs, args, floor)
+            results.accel += bench_accel(names, shape, valid, inputs, args)
             if not args.no_baselines:
                 results.baselines += bench_baselines(shape, valid, inputs, args)
+    if args.compile_time:
+        results.compile_time = bench_compile_time(names, device)
     env["elapsed_s"] = round(time.perf_counter() - start, 1)
     print(markdown(results))
     if args.json:

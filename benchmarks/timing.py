@@ -22,9 +22,14 @@ class Timing:
 
 
 def measure(fn: Callable[[], Any], min_run_time: float = 0.5) -> Timing:
-    """Time ``fn()`` with ``Timer.blocked_autorange`` (the Timer synchronizes CUDA itself)."""
+    """Time ``fn()`` with ``Timer.blocked_autorange`` (the Timer synchronizes CUDA itself).
+
+    With the process's thread count: ``Timer`` defaults to one thread, which is not how the
+    losses run in training (and makes compiled callables recompile inside the timer).
+    """
     fn()  # warm-up (and compilation, for compiled callables)
-    m = Timer(stmt="fn()", globals={"fn": fn}).blocked_autorange(min_run_time=min_run_time)
+    timer = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    m = timer.blocked_autorange(min_run_time=min_run_time)
     return Timing(m.median * 1e3, m.iqr * 1e3)
 
 
