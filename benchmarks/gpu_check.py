@@ -61,7 +61,6 @@ import inspect
 import json
 import math
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -88,11 +87,10 @@ import torch
 from torch import Tensor
 from torch.utils.benchmark import Timer
 
-from baselines import BASELINES, masked_l1_floor  # noqa: E402
-from run import Inputs, Shape, make_inputs, seed_pipeline  # noqa: E402
-from timing import Timing, environment  # noqa: E402
-
-from depthloss import synthetic  # noqa: E402
+from baselines import BASELINES, masked_l1_floor
+from depthloss import synthetic
+from run import Inputs, Shape, make_inputs, seed_pipeline
+from timing import Timing, environment
 
 SCHEMA = 1
 PROGRESS = 0.3
@@ -204,7 +202,9 @@ def _cast_case(case: LossCase, device: torch.device, precision: Precision) -> Tu
     leaf = case.pred.detach().to(device=device, dtype=precision.pred_dtype).requires_grad_(True)
     target = case.target.to(device=device, dtype=precision.target_dtype)
     kwargs = {
-        k: (v.to(device=device, dtype=compute) if v.is_floating_point() else v.to(device)) if isinstance(v, Tensor) else v
+        k: (v.to(device=device, dtype=compute) if v.is_floating_point() else v.to(device))
+        if isinstance(v, Tensor)
+        else v
         for k, v in case.kwargs.items()
     }
     return leaf, target, kwargs
@@ -253,7 +253,7 @@ class Budget:
     def remaining(self) -> float:
         return max(0.0, self.total_s - self.elapsed())
 
-    def open(self, phase: str) -> "PhaseClock":
+    def open(self, phase: str) -> PhaseClock:
         pending = [p for p in self.weights if p not in self.opened]
         share = self.weights[phase] / sum(self.weights[p] for p in pending)
         self.opened.append(phase)
@@ -317,9 +317,17 @@ class Report:
             "complete": False,
             "environment": env,
             "args": args,
-            "tolerances": {p.name: {"value_rtol": p.value_rtol, "grad_rtol": p.grad_rtol, "why": p.why,
-                                    "pred": str(p.pred_dtype), "target": str(p.target_dtype),
-                                    "autocast": p.autocast} for p in PRECISIONS},  # fmt: skip
+            "tolerances": {
+                p.name: {
+                    "value_rtol": p.value_rtol,
+                    "grad_rtol": p.grad_rtol,
+                    "why": p.why,
+                    "pred": str(p.pred_dtype),
+                    "target": str(p.target_dtype),
+                    "autocast": p.autocast,
+                }
+                for p in PRECISIONS
+            },
             "definitions": {
                 "value_err": "|v - v_ref| / |v_ref| (v_ref: the same loss on the CPU in float64, same inputs)",
                 "grad_err": "||g - g_ref||_2 / ||g_ref||_2 over the prediction's gradient",
@@ -330,8 +338,8 @@ class Report:
                 "mem_ratio": "(peak allocated - allocated before the call) / bytes(pred + target + mask + grad)",
                 "speedup": "baseline fwd+bwd time / depthloss fwd+bwd time (median of alternating rounds)",
                 "cache_note": "kitti and nyu inputs with the gradient are ~48 and ~35 MB: on a GPU with a larger "
-                              "L2 (H200: 60 MB) repeated calls can find them partly cached, so a ratio to the "
-                              "traffic floor (DRAM copy bandwidth) below 1 is possible",
+                "L2 (H200: 60 MB) repeated calls can find them partly cached, so a ratio to the "
+                "traffic floor (DRAM copy bandwidth) below 1 is possible",
             },
             "phases": {},
             "bandwidth": None,
@@ -424,7 +432,9 @@ def full_environment(device: torch.device, commit: Optional[str]) -> Dict[str, A
     )
     head = _git("rev-parse", "HEAD")
     env["git_commit"] = head or commit or os.environ.get("DEPTHLOSS_COMMIT") or "unknown"
-    env["git_commit_source"] = "git" if head else ("--commit" if commit else "env" if os.environ.get("DEPTHLOSS_COMMIT") else None)
+    env["git_commit_source"] = (
+        "git" if head else ("--commit" if commit else "env" if os.environ.get("DEPTHLOSS_COMMIT") else None)
+    )
     status = _git("status", "--porcelain", "--untracked-files=no")
     env["git_dirty"] = None if status is None else bool(status)
     if device.type == "cuda":
@@ -448,7 +458,7 @@ def copy_bandwidth(device: torch.device, smoke: bool) -> Dict[str, float]:
     n = (4 << 20) if smoke else (256 << 20)  # float32 elements: 16 MiB or 1 GiB
     x = torch.empty(n, device=device).uniform_()
     y = torch.empty_like(x)
-    t = measure(lambda: y.copy_(x), 0.05 if smoke else 0.3)
+    t = measure(lambda x=x, y=y: y.copy_(x), 0.05 if smoke else 0.3)
     gbps = 2 * x.numel() * x.element_size() / (t.median_ms * 1e-3) / 1e9
     del x, y
     _free(device)
@@ -552,7 +562,9 @@ def phase_parity(names: Sequence[str], shapes: Sequence[Shape], device: torch.de
             row: Dict[str, Any] = {"shape": shape.name, "loss": name, "device": str(device), "results": {}}
             if not clock.allows():
                 row["status"] = "skipped"
-                report.add("parity", row, f"| {shape.name} | {name} | " + "skipped (budget) | " * len(PRECISIONS) + "skipped |")
+                report.add(
+                    "parity", row, f"| {shape.name} | {name} | " + "skipped (budget) | " * len(PRECISIONS) + "skipped |"
+                )
                 continue
             with clock.item():
                 try:
@@ -565,15 +577,17 @@ def phase_parity(names: Sequence[str], shapes: Sequence[Shape], device: torch.de
                             if key not in refs:
                                 refs[key] = _cpu_reference(case, key)
                             leaf, target, kwargs = _cast_case(case, device, p)
-                            value, grad = _value_and_grad(module, leaf, target, kwargs, autocast if p.autocast else None)
+                            value, grad = _value_and_grad(
+                                module, leaf, target, kwargs, autocast if p.autocast else None
+                            )
                             row["results"][p.name] = compare(value, grad, refs[key], p)
-                        except Exception as exc:  # noqa: BLE001
+                        except Exception as exc:
                             row["results"][p.name] = {"status": "error", "error": _err(exc), "traceback": _tb(exc)}
                     statuses = {r["status"] for r in row["results"].values()}
                     row["status"] = "error" if "error" in statuses else "fail" if "fail" in statuses else "pass"
                     if row["status"] == "error":
                         row["error"] = next(r["error"] for r in row["results"].values() if r["status"] == "error")
-                except Exception as exc:  # noqa: BLE001 - one loss's failure must not end the run
+                except Exception as exc:
                     row.update(status="error", error=_err(exc), traceback=_tb(exc))
             cells = []
             for p in PRECISIONS:
@@ -622,7 +636,7 @@ def _checked_step(fn: Callable[..., Tensor], leaf: Tensor, target: Tensor, kwarg
             step()
         _sync(device)
         return {"status": "pass" if checked else "unchecked"}
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         with contextlib.suppress(Exception):
             _sync(device)
         # a host synchronization raises "called a synchronizing CUDA operation"
@@ -660,7 +674,7 @@ def phase_sync(names: Sequence[str], shape: Shape, device: torch.device, report:
                         case.kwargs["progress"] = PROGRESS
                     leaf, target, kwargs = _cast_case(case, device, f32)
                     row["results"][variant] = _checked_step(case.build(device), leaf, target, kwargs, device)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     row["results"][variant] = {"status": "error", "error": _err(exc), "traceback": _tb(exc)}
         statuses = [r["status"] for r in row["results"].values()]
         row["status"] = "fail" if "fail" in statuses else "error" if "error" in statuses else statuses[0]
@@ -669,7 +683,11 @@ def phase_sync(names: Sequence[str], shape: Shape, device: torch.device, report:
     # The control must be caught, or the check proves nothing on this device.
     leaf = inputs.inv_pred.detach().clone().requires_grad_(True)
     got = _checked_step(_bool_index_l1, leaf, inputs.inv_target, {"mask": inputs.mask}, device)
-    control: Dict[str, Any] = {"shape": shape.name, "loss": "control: x[mask] L1 (must be caught)", "results": {"tensor": got}}
+    control: Dict[str, Any] = {
+        "shape": shape.name,
+        "loss": "control: x[mask] L1 (must be caught)",
+        "results": {"tensor": got},
+    }
     if got["status"] == "fail":
         control["status"] = "pass"
         line = f"caught: {got['error']}"
@@ -778,7 +796,9 @@ def _timing_line(row: Dict[str, Any]) -> str:
 
 def timing_header(report: Report, title: str) -> None:
     report.emit(f"\n### {title} (ms, median ± IQR/2)\n")
-    report.emit("| shape | loss | mode | forward | fwd+bwd | compile s | × L1 floor | × traffic floor | peak MB (+extra) | mem × |")
+    report.emit(
+        "| shape | loss | mode | forward | fwd+bwd | compile s | × L1 floor | × traffic floor | peak MB (+extra) | mem × |"
+    )
     report.emit("|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -799,7 +819,7 @@ def time_floor(shape: Shape, inputs: Inputs, mode: str, ctx: TimingContext, repo
         row.update(time_callable(call, leaf, target, {"mask": inputs.mask}, ctx), status="ok")
         ctx.floors[(shape.name, mode)] = row["forward_backward"]["median_ms"]
         row["l1_floor_ratio"] = 1.0
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         row.update(status="error", error=_err(exc), traceback=_tb(exc))
     report.add("floors", row, _timing_line(row))
 
@@ -814,7 +834,7 @@ def time_loss(name: str, shape: Shape, inputs: Inputs, mode: str, accel: str, ct
             row.update(time_callable(fn, leaf, target, kwargs, ctx), status="ok")
         floor = ctx.floors.get((shape.name, mode))
         row["l1_floor_ratio"] = None if floor is None else row["forward_backward"]["median_ms"] / floor
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         row.update(status="error", error=_err(exc), traceback=_tb(exc))
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -868,16 +888,22 @@ def phase_baselines(shapes: Sequence[Shape], inputs_for: Callable[[Shape], Input
                         if isinstance(m, torch.nn.Module):
                             m.to(ctx.device)
                     base = seed_pipeline(base_fn)
-                    _, base_fb = _closures(base, pred.detach().clone().requires_grad_(True), target, {"mask": inputs.mask})
-                    _, ours_fb = _closures(ours, pred.detach().clone().requires_grad_(True), target, {"mask": inputs.mask})
-                    pairs = [(measure(base_fb, ctx.min_run_time), measure(ours_fb, ctx.min_run_time)) for _ in range(rounds)]
+                    _, base_fb = _closures(
+                        base, pred.detach().clone().requires_grad_(True), target, {"mask": inputs.mask}
+                    )
+                    _, ours_fb = _closures(
+                        ours, pred.detach().clone().requires_grad_(True), target, {"mask": inputs.mask}
+                    )
+                    pairs = [
+                        (measure(base_fb, ctx.min_run_time), measure(ours_fb, ctx.min_run_time)) for _ in range(rounds)
+                    ]
                     ratios = sorted(b.median_ms / o.median_ms for b, o in pairs)
                     b_mid = sorted(b.median_ms for b, _ in pairs)[len(pairs) // 2]
                     o_mid = sorted(o.median_ms for _, o in pairs)[len(pairs) // 2]
                     row.update(status="ok", baseline_ms=b_mid, depthloss_ms=o_mid, speedup=ratios[len(ratios) // 2],
                                rounds=rounds)  # fmt: skip
                     line = f"| {shape.name} | {name} | {b_mid:.3f} | {o_mid:.3f} | {row['speedup']:.2f}× |"
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     row.update(status="error", error=_err(exc), traceback=_tb(exc))
                     line = f"| {shape.name} | {name} | error: {row['error']} | | |"
             report.add("baselines", row, line)
@@ -895,14 +921,19 @@ def _select(names: Sequence[str], patterns: str) -> List[str]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes, eager compile backend (for the test suite)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="CPU, tiny shapes, eager compile backend (for the test suite)"
+    )
     parser.add_argument("--device", choices=("cuda", "cpu"), default=None, help="default: cuda (cpu with --smoke)")
     parser.add_argument("--out-dir", default=os.environ.get("OUT_DIR") or ".", help="where gpu_check.json/.md go")
-    parser.add_argument("--budget-s", type=float, default=None, help="time budget of the phases (default 420; smoke 120)")
+    parser.add_argument(
+        "--budget-s", type=float, default=None, help="time budget of the phases (default 420; smoke 120)"
+    )
     parser.add_argument("--hard-limit-s", type=float, default=None, help="watchdog exit (default: budget + 45)")
     parser.add_argument("--losses", default="*", help="comma-separated wildcards over registered names (default: all)")
-    parser.add_argument("--compile-losses", default=None,
-                        help="losses also timed compiled (default: all; smoke: l1,ssi)")
+    parser.add_argument(
+        "--compile-losses", default=None, help="losses also timed compiled (default: all; smoke: l1,ssi)"
+    )
     parser.add_argument("--phases", default="parity,sync,eager,baselines,compiled", help="phases to run")
     parser.add_argument("--min-run-time", type=float, default=None, help="s per blocked_autorange (0.25; smoke 0.005)")
     parser.add_argument("--rounds", type=int, default=None, help="alternating baseline/depthloss rounds (2; smoke 1)")
@@ -926,7 +957,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         args.backend = "eager" if args.smoke else "inductor"
     if args.threads is None and args.smoke:
         args.threads = 2
-    unknown = set(p.strip() for p in args.phases.split(",")) - set(PHASE_WEIGHTS)
+    unknown = {p.strip() for p in args.phases.split(",")} - set(PHASE_WEIGHTS)
     if unknown:
         parser.error(f"unknown phase(s) {sorted(unknown)}; choose from {', '.join(PHASE_WEIGHTS)}")
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -940,7 +971,11 @@ def _watchdog(report: Report, limit_s: float) -> threading.Timer:
             report.data["complete"] = False
             report.data["summary"]["aborted"] = f"hard time limit {limit_s:.0f} s reached"
             report.write()
-        print(f"\ngpu_check: hard time limit {limit_s:.0f} s reached; partial results written", file=sys.stderr, flush=True)
+        print(
+            f"\ngpu_check: hard time limit {limit_s:.0f} s reached; partial results written",
+            file=sys.stderr,
+            flush=True,
+        )
         os._exit(3)
 
     timer = threading.Timer(max(0.0, limit_s - (time.perf_counter() - START)), fire)
@@ -977,7 +1012,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     compile_names = _select(names, args.compile_losses)
     phases = [p for p in PHASE_WEIGHTS if p in {q.strip() for q in args.phases.split(",")}]
     env = full_environment(device, args.commit)
-    report = Report(Path(args.out_dir), env, {k: v for k, v in vars(args).items()})
+    report = Report(Path(args.out_dir), env, dict(vars(args)))
     watchdog = _watchdog(report, args.hard_limit_s)
 
     def on_term(signum: int, frame: Optional[FrameType]) -> None:
@@ -1007,7 +1042,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             report.data["bandwidth"] = bw
             ctx.bandwidth = bw["gb_per_s"] * 1e9
             report.emit(f"\nMeasured copy bandwidth: {bw['gb_per_s']:.0f} GB/s (read + write)")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             report.data["bandwidth"] = {"error": _err(exc)}
         for phase in phases:
             clock = budget.open(phase)

@@ -18,9 +18,8 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import Timing, environment, measure  # noqa: E402
-
-from depthloss.functional import masked_median  # noqa: E402
+from depthloss.functional import masked_median
+from timing import Timing, environment, measure
 
 
 def loop_median(x: Tensor, mask: Tensor) -> Tensor:
@@ -34,7 +33,6 @@ def make_mask(shape: tuple, fraction: float, kind: str, generator: torch.Generat
     if kind == "random":
         return (torch.rand(shape, generator=generator) < fraction).to(device)
     # scan lines: every k-th row, with per-point dropout, ~fraction of pixels
-    b, c, h, w = shape
     rows = torch.zeros(shape, dtype=torch.bool)
     step = max(1, round(1.0 / min(1.0, fraction / 0.9)))
     rows[:, :, ::step, :] = True
@@ -64,15 +62,15 @@ def main() -> int:
     print("| valid | mask | pass | loop (ms) | masked_median (ms) | speed-up |")
     print("|---|---|---|---|---|---|")
     for fraction in (0.3, 1.0):
-        for kind in (("random", "scanlines") if fraction < 1 else ("full",)):
+        for kind in ("random", "scanlines") if fraction < 1 else ("full",):
             mask = make_mask(shape, fraction, kind, g, device)
             ours = masked_median(x, mask)
             ref = loop_median(x, mask)
             if not torch.equal(ours, ref):
                 raise SystemExit(f"medians differ: {ours} vs {ref}")
             for label, make in (
-                ("forward", lambda f: (lambda: f(x, mask))),
-                ("fwd+bwd", lambda f: fwd_bwd(f, x, mask)),
+                ("forward", lambda f, mask=mask: lambda: f(x, mask)),
+                ("fwd+bwd", lambda f, mask=mask: fwd_bwd(f, x, mask)),
             ):
                 t_loop: Timing = measure(make(loop_median), args.min_run_time)
                 t_ours: Timing = measure(make(masked_median), args.min_run_time)

@@ -44,12 +44,11 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baselines import BASELINES  # noqa: E402
-from timing import Timing, environment, measure  # noqa: E402
-
-import depthloss  # noqa: E402
-from depthloss import synthetic  # noqa: E402
-from depthloss._accel import registered  # noqa: E402
+import depthloss
+from baselines import BASELINES
+from depthloss import synthetic
+from depthloss._accel import registered
+from timing import Timing, environment, measure
 
 
 @dataclass(frozen=True)
@@ -281,7 +280,9 @@ def alternating(first: Callable[[], Timing], second: Callable[[], Timing], round
     return a, b, ratios[len(ratios) // 2]
 
 
-def bench_accel(names: Sequence[str], shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace) -> List[AccelRow]:
+def bench_accel(
+    names: Sequence[str], shape: Shape, valid: float, inputs: Inputs, args: argparse.Namespace
+) -> List[AccelRow]:
     """Reference vs accelerated forward+backward (eager) for every loss, on this device."""
     device = inputs.mask.device
     accels = applicable_accelerations(device)
@@ -291,7 +292,9 @@ def bench_accel(names: Sequence[str], shape: Shape, valid: float, inputs: Inputs
     for name in names:
         run = forward_backward_fn(build(name, device), *inputs.pair(input_space(name)), inputs.mask)
         ref, acc, ratio = alternating(
-            lambda: timed(run, False, args.min_run_time), lambda: timed(run, True, args.min_run_time), args.rounds
+            lambda run=run: timed(run, False, args.min_run_time),
+            lambda run=run: timed(run, True, args.min_run_time),
+            args.rounds,
         )
         rows.append(AccelRow(shape.name, valid, name, ",".join(accels), ref, acc, ratio))
         print(f"  accel {name:22s} reference {ref} accelerated {acc}: {ratio:.2f}x", file=sys.stderr)
@@ -309,7 +312,9 @@ def bench_baselines(shape: Shape, valid: float, inputs: Inputs, args: argparse.N
         ratios: Dict[bool, Tuple[Timing, Timing, float]] = {}
         for flag in ACCEL_MODES[args.accel]:
             ratios[flag] = alternating(
-                lambda: measure(base_run, args.min_run_time), lambda: timed(ours_run, flag, args.min_run_time), args.rounds
+                lambda base_run=base_run: measure(base_run, args.min_run_time),
+                lambda ours_run=ours_run, flag=flag: timed(ours_run, flag, args.min_run_time),
+                args.rounds,
             )
         main = ratios[max(ratios)]  # accelerations on when timed, else the reference
         off = ratios.get(False)
@@ -443,7 +448,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--shapes", default=None, help=f"comma-separated from {', '.join(SHAPES)} (default: small on CPU, all on CUDA)"
     )
     parser.add_argument(
-        "--valid", default=None, help="comma-separated valid fractions (default: 0.3,1.0 for small, the shape's own else)"
+        "--valid",
+        default=None,
+        help="comma-separated valid fractions (default: 0.3,1.0 for small, the shape's own else)",
     )
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(fullgraph=True)")
     parser.add_argument(
@@ -470,7 +477,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     device = torch.device(args.device)
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    shape_names = args.shapes.split(",") if args.shapes else (["small"] if device.type == "cpu" else ["small", "kitti", "nyu"])
+    shape_names = (
+        args.shapes.split(",") if args.shapes else (["small"] if device.type == "cpu" else ["small", "kitti", "nyu"])
+    )
     unknown = [s for s in shape_names if s not in SHAPES]
     if unknown:
         raise SystemExit(f"unknown shape(s) {unknown}; choose from {list(SHAPES)}")

@@ -79,13 +79,9 @@ def check_like(name: str, x: Any, ref_name: str, ref: Tensor) -> Tensor:
 
 def _check_shape_device(name: str, x: Tensor, ref_name: str, ref: Tensor) -> None:
     if x.shape != ref.shape:
-        raise ValueError(
-            f"{name} must have the same shape as {ref_name}: expected {_shape(ref)}, got {_shape(x)}"
-        )
+        raise ValueError(f"{name} must have the same shape as {ref_name}: expected {_shape(ref)}, got {_shape(x)}")
     if x.device != ref.device:
-        raise ValueError(
-            f"{name} must be on the same device as {ref_name}: expected {ref.device}, got {x.device}"
-        )
+        raise ValueError(f"{name} must be on the same device as {ref_name}: expected {ref.device}, got {x.device}")
 
 
 def check_pair(pred: Any, target: Any, pred_name: str = "pred", target_name: str = "target") -> None:
@@ -169,7 +165,7 @@ def check_float(
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """Check an integer hyper-parameter (``bool`` is rejected); eager only, like :func:`check_float`."""
     if _compiling():
-        return value
+        return value  # type: ignore[no-any-return]
     if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
     value = int(value)
@@ -177,7 +173,7 @@ def check_int(name: str, value: Any, *, low: int | None = None, high: int | None
         raise ValueError(f"{name} must be >= {low}, got {value}")
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value}")
-    return value
+    return int(value)
 
 
 def check_progress(progress: Any, name: str = "progress") -> Any:
@@ -188,7 +184,9 @@ def check_progress(progress: Any, name: str = "progress") -> Any:
     """
     if isinstance(progress, Tensor):
         if progress.dim() != 0:
-            raise ValueError(f"{name} must be a float in [0, 1] or a 0-dim tensor, got a tensor of shape {_shape(progress)}")
+            raise ValueError(
+                f"{name} must be a float in [0, 1] or a 0-dim tensor, got a tensor of shape {_shape(progress)}"
+            )
         if not progress.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {progress.dtype}")
         return progress
@@ -216,7 +214,9 @@ def check_reduction(reduction: Any, scope: Any, scopes: Tuple[str, ...] = SCOPES
         )
 
 
-def check_ssi_silog_args(alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float) -> None:
+def check_ssi_silog_args(
+    alpha: float, silog_ratio: float, silog_ratio2: float, ssi_weight: float, silog_weight: float
+) -> None:
     """Validate the hyper-parameters shared by the SSI-SILog family (``ssi-silog``, ``near-field-ssi-silog``)."""
     check_float("alpha", alpha, low=0.0)
     check_float("silog_ratio", silog_ratio, low=0.0, low_inclusive=False)

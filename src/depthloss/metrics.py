@@ -58,9 +58,7 @@ ALIGN_SPACES = ("disparity", "depth")
 _DELTA_THRESHOLDS = (1.25, 1.25**2, 1.25**3)
 
 
-def _check_config(
-    min_depth: Any, max_depth: Any, align: Any, align_space: Any, near_threshold: Any
-) -> None:
+def _check_config(min_depth: Any, max_depth: Any, align: Any, align_space: Any, near_threshold: Any) -> None:
     """Validate the evaluation hyper-parameters (eagerly; skipped while compiling)."""
     if _compiling():
         return
@@ -212,7 +210,7 @@ def _finalize(sums: Dict[str, Tensor]) -> Dict[str, Tensor]:
 def _zero_sums(split: bool) -> Dict[str, Tensor]:
     """The sums of an empty dataset (every metric and count 0)."""
     prefixes = ("", "near/", "far/") if split else ("",)
-    sums = {p + k: torch.zeros(()) for p in prefixes for k in METRIC_NAMES + ("count",)}
+    sums = {p + k: torch.zeros(()) for p in prefixes for k in (*METRIC_NAMES, "count")}
     if split:
         sums["near/fraction"] = torch.zeros(())
     return sums
@@ -445,8 +443,8 @@ def _sum_keys(split: bool) -> Tuple[str, ...]:
     return tuple(_zero_sums(split))
 
 
-@functools.lru_cache(maxsize=None)
-def _torchmetrics_class() -> "Type[torchmetrics.Metric]":
+@functools.cache
+def _torchmetrics_class() -> Type[torchmetrics.Metric]:
     """Build ``DepthMetricsTM`` (once): importing torchmetrics is deferred to this call."""
     try:
         import torchmetrics

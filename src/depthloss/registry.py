@@ -91,7 +91,7 @@ def constructor_defaults(cls: Type[nn.Module]) -> Dict[str, Any]:
             break
         if "__init__" not in vars(klass):
             continue
-        for p in inspect.signature(klass.__init__).parameters.values():
+        for p in inspect.signature(vars(klass)["__init__"]).parameters.values():
             if p.name == "self" or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
             out.setdefault(p.name, None if p.default is inspect.Parameter.empty else p.default)
@@ -100,10 +100,12 @@ def constructor_defaults(cls: Type[nn.Module]) -> Dict[str, Any]:
 
 def _check_new_names(names: Sequence[str]) -> None:
     """Raise ``ValueError`` if a name is reserved, already registered, or given twice."""
-    seen: set = set()
+    seen: set[str] = set()
     for n in names:
         if n.startswith(SPARSE_PREFIX):
-            raise ValueError(f"loss name {n!r} must not start with {SPARSE_PREFIX!r} (it is a prefix for sparse targets)")
+            raise ValueError(
+                f"loss name {n!r} must not start with {SPARSE_PREFIX!r} (it is a prefix for sparse targets)"
+            )
         if n in _REGISTRY or n in _ALIASES or n in seen:
             raise ValueError(f"loss name {n!r} is already registered")
         seen.add(n)

@@ -44,7 +44,7 @@ if hasattr(torch.library, "custom_op"):  # torch >= 2.4; older versions run the 
         schema="(Tensor x, Tensor valid, Tensor k) -> Tensor",
     )
 
-    @_op.register_fake  # type: ignore[misc]
+    @_op.register_fake
     def _(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
         return x.new_empty((x.shape[0],), dtype=torch.int64)
 

@@ -17,15 +17,15 @@ from typing import Any, Callable, Literal, NamedTuple, Optional, Tuple, TypeVar,
 import torch
 from torch import Tensor
 
-from depthloss._checks import GLOBAL_SCOPES, SCOPES, check_mask, check_pair, check_depth_map, check_weights
+from depthloss._checks import GLOBAL_SCOPES, SCOPES, check_depth_map, check_mask, check_pair, check_weights
 
 __all__ = [
     "GLOBAL_SCOPES",
     "SCOPES",
     "GlobalScope",
+    "One",
     "Pair",
     "Reduction",
-    "Rows",
     "Scope",
     "all_reduce_max",
     "all_reduce_min",
@@ -139,14 +139,14 @@ class Pair(NamedTuple):
     """A prediction/target pair as ``(G, N)`` rows in the compute dtype (see :func:`prepare`).
 
     ``pred`` and ``target`` hold ``fill`` at invalid pixels, ``valid`` is the bool mask, ``w``
-    the float weights (0 at invalid pixels) and ``count`` the valid pixels per row.
+    the float weights (0 at invalid pixels) and ``n_valid`` the valid pixels per row.
     """
 
     pred: Tensor
     target: Tensor
     valid: Tensor
     w: Tensor
-    count: Tensor
+    n_valid: Tensor
     scope: str
 
 
@@ -183,7 +183,7 @@ class One(NamedTuple):
     x: Tensor
     valid: Tensor
     w: Tensor
-    count: Tensor
+    n_valid: Tensor
 
 
 def prepare_one(
@@ -244,7 +244,8 @@ def all_reduce_sum(*tensors: Tensor, scope: str) -> Tuple[Tensor, ...]:
     else:
         flat = flat.clone()  # never reduce into a caller's buffer
         torch.distributed.all_reduce(flat, op=torch.distributed.ReduceOp.SUM)
-    return tuple(part.view_as(t) for part, t in zip(flat.split([t.numel() for t in tensors]), tensors))
+    parts = torch.split(flat, [t.numel() for t in tensors])
+    return tuple(part.view_as(t) for part, t in zip(parts, tensors))
 
 
 def _differentiable_all_reduce(flat: Tensor) -> Tensor:
@@ -252,10 +253,13 @@ def _differentiable_all_reduce(flat: Tensor) -> Tensor:
     from torch.distributed import _functional_collectives as funcol
 
     if hasattr(funcol, "all_reduce_backward"):  # recent torch: the functional all_reduce has autograd
-        return funcol.wait_tensor(funcol.all_reduce(flat, "sum", torch.distributed.group.WORLD))
+        group: Any = torch.distributed.group.WORLD
+        out: Tensor = funcol.wait_tensor(funcol.all_reduce(flat, "sum", group))  # type: ignore[no-untyped-call]
+        return out
     from torch.distributed.nn.functional import all_reduce  # older torch (deprecated in newer ones)
 
-    return all_reduce(flat, op=torch.distributed.ReduceOp.SUM)  # type: ignore[no-any-return]
+    reduced: Tensor = all_reduce(flat, op=torch.distributed.ReduceOp.SUM)  # type: ignore[no-untyped-call]
+    return reduced
 
 
 def _all_reduce_detached(x: Tensor, op: str) -> Tensor:

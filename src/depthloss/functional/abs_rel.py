@@ -54,4 +54,4 @@ def abs_rel(
     check_reduction(reduction, scope, SCOPES, "abs_rel")
     p = prepare(pred, target, mask, weights, scope, fill=1.0)
     value = row_mean((p.pred - p.target).abs() / p.target.clamp(min=TARGET_FLOOR), p.w)
-    return reduce_images(value, p.count, reduction)
+    return reduce_images(value, p.n_valid, reduction)

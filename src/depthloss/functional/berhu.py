@@ -61,4 +61,4 @@ def berhu(
     c = (threshold * d.amax(dim=-1, keepdim=True)).detach() if d.shape[-1] else d.sum(-1, keepdim=True)
     c_safe = torch.where(c > 0, c, torch.ones_like(c))
     value = row_mean(torch.where(d <= c, d, (d * d + c * c) / (2.0 * c_safe)), p.w)
-    return reduce_images(value, p.count, reduction)
+    return reduce_images(value, p.n_valid, reduction)

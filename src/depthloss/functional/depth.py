@@ -69,7 +69,9 @@ def to_inverse(depth: Tensor, min_depth: Optional[float] = None, max_depth: Opti
     return reciprocal_valid(depth, DEFAULT_EPS if min_depth is None else max(DEFAULT_EPS, min_depth), max_depth)
 
 
-def log_depth_ratio(pred_inv: Tensor, target_inv: Tensor, min_depth: Optional[float], max_depth: Optional[float]) -> Tensor:
+def log_depth_ratio(
+    pred_inv: Tensor, target_inv: Tensor, min_depth: Optional[float], max_depth: Optional[float]
+) -> Tensor:
     """``g = log z_pred - log z_target`` from inverse depths, with ``z = 1 / clamp(rho)``.
 
     The inverse depths are clamped to ``[1 / max_depth, 1 / min_depth]`` (and at least

@@ -18,7 +18,7 @@ class SsiL1Terms(NamedTuple):
 
     ssi: Tensor
     l1: Tensor
-    count: Tensor
+    n_valid: Tensor
 
 
 def ssi_l1_terms(pred: Tensor, target: Tensor, mask: Optional[Tensor], alpha: float, scope: str) -> SsiL1Terms:
@@ -26,7 +26,7 @@ def ssi_l1_terms(pred: Tensor, target: Tensor, mask: Optional[Tensor], alpha: fl
     p = prepare(pred, target, mask, None, scope)
     d = p.pred - p.target  # 0 at invalid pixels
     m = moments(d, p.w, scope)
-    return SsiL1Terms(m.variance + alpha * m.mean**2, row_mean(d.abs(), p.w), p.count)
+    return SsiL1Terms(m.variance + alpha * m.mean**2, row_mean(d.abs(), p.w), p.n_valid)
 
 
 def enhanced_ssi_weights(
@@ -96,4 +96,4 @@ def enhanced_ssi(
     check_reduction(reduction, scope, SCOPES, "enhanced-ssi")
     w_ssi, w_l1 = enhanced_ssi_weights(as_progress(progress, pred), ssi_weight, l1_weight, adaptive_weighting)
     t = ssi_l1_terms(pred, target, mask, alpha, scope)
-    return reduce_images(w_ssi * t.ssi + w_l1 * t.l1, t.count, reduction)
+    return reduce_images(w_ssi * t.ssi + w_l1 * t.l1, t.n_valid, reduction)

@@ -46,4 +46,5 @@ def clamp_grad(x: Tensor, bound: float) -> Tensor:
         tensor([0.5000, 0.5000])
     """
     check_float("bound", bound, low=0.0, low_inclusive=False)
-    return _ClampGrad.apply(x, bound)
+    out: Tensor = _ClampGrad.apply(x, bound)  # type: ignore[no-untyped-call]
+    return out

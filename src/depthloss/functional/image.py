@@ -162,7 +162,7 @@ class DataAndGradient(NamedTuple):
 
     data: Tensor
     grad: Tensor
-    count: Tensor
+    n_valid: Tensor
 
 
 def check_gradient_args(alpha: float, scales: int, operator: str) -> None:
@@ -170,7 +170,6 @@ def check_gradient_args(alpha: float, scales: int, operator: str) -> None:
     check_float("alpha", alpha, low=0.0)
     check_int("scales", scales, low=1)
     check_choice("operator", operator, OPERATORS)
-
 
 
 @autocast_off

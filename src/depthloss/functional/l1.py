@@ -47,4 +47,4 @@ def l1(
     check_reduction(reduction, scope, SCOPES, "l1")
     p = prepare(pred, target, mask, weights, scope)
     value = row_mean((p.pred - p.target).abs(), p.w)
-    return reduce_images(value, p.count, reduction)
+    return reduce_images(value, p.n_valid, reduction)

@@ -25,7 +25,7 @@ def midas_terms(
     data = row_mean(residual.square(), p.w)
     images = (pred.shape[0], pred.shape[-2], pred.shape[-1])
     grad = gradient_matching_terms(residual.reshape(images), p.valid.reshape(images), scales, operator, scope)
-    return DataAndGradient(data, grad, p.count)
+    return DataAndGradient(data, grad, p.n_valid)
 
 
 @autocast_off
@@ -74,4 +74,4 @@ def midas(
     check_gradient_args(alpha, scales, operator)
     check_reduction(reduction, scope, SCOPES, "midas")
     t = midas_terms(pred, target, mask, scales, operator, scope)
-    return reduce_images(t.data + alpha * t.grad, t.count, reduction)
+    return reduce_images(t.data + alpha * t.grad, t.n_valid, reduction)

@@ -47,4 +47,4 @@ def mse(
     check_reduction(reduction, scope, SCOPES, "mse")
     p = prepare(pred, target, mask, weights, scope)
     value = row_mean((p.pred - p.target).square(), p.w)
-    return reduce_images(value, p.count, reduction)
+    return reduce_images(value, p.n_valid, reduction)

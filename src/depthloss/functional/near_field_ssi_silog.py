@@ -9,7 +9,15 @@ from typing import Callable, Dict, Literal, NamedTuple, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
-from depthloss._checks import GLOBAL_SCOPES, check_choice, check_float, check_progress, check_reduction, check_ssi_silog_args, check_weights
+from depthloss._checks import (
+    GLOBAL_SCOPES,
+    check_choice,
+    check_float,
+    check_progress,
+    check_reduction,
+    check_ssi_silog_args,
+    check_weights,
+)
 from depthloss.functional._plumbing import (
     GlobalScope,
     Pair,
@@ -116,7 +124,7 @@ class NearFieldTerms(NamedTuple):
     """Per-image loss, per-image valid counts, and a function computing the detached metrics."""
 
     value: Tensor
-    count: Tensor
+    n_valid: Tensor
     metrics: Callable[[], Dict[str, Tensor]]
 
 
@@ -161,7 +169,7 @@ def near_field_terms(
 
     if weights is None:
         w = near_field_pixel_weights(target_depth, threshold, cfg)  # in [1, near_weight], finite
-        weights_ok = torch.ones_like(p.count, dtype=torch.bool)
+        weights_ok = torch.ones_like(p.n_valid, dtype=torch.bool)
     else:
         # Only explicit weights can make the weighted loss non-finite where the unweighted one is
         # finite (inf/NaN/negative): such an image is computed with unit weights (so no NaN reaches
@@ -181,7 +189,7 @@ def near_field_terms(
         ssi = _ssi_silog(moments(d_scaled, unit, scope), moments(g, unit, scope), cfg)[0]
     # SILog on depth, the seed's issue 3: g scaled by u = sqrt(w) / mean(sqrt(w)), clamped
     root = torch.sqrt(w)
-    (sum_root, n) = all_reduce_sum((root * unit).sum(dim=-1), p.count.to(root.dtype), scope=scope)
+    (sum_root, n) = all_reduce_sum((root * unit).sum(dim=-1), p.n_valid.to(root.dtype), scope=scope)
     u = (root / safe_div(sum_root, n).clamp(min=1e-12).unsqueeze(-1)).clamp(*cfg.silog_weight_clamp)
     silog = _ssi_silog(moments(d, unit, scope), moments(u * g, unit, scope), cfg)[1]
     weighted = cfg.ssi_weight * ssi + cfg.silog_weight * silog
@@ -194,7 +202,7 @@ def near_field_terms(
         far = unit - near
         near_loss = _weighted_ssi_silog(d, g, near, cfg, scope)
         far_loss = _weighted_ssi_silog(d, g, far, cfg, scope)
-        n_near, n_all = all_reduce_sum(near.sum(dim=-1), p.count.to(near.dtype), scope=scope)
+        n_near, n_all = all_reduce_sum(near.sum(dim=-1), p.n_valid.to(near.dtype), scope=scope)
         has_near, has_far = n_near > 0, (n_all - n_near) > 0
         both = cfg.split_weights[0] * near_loss + cfg.split_weights[1] * far_loss
         total = torch.where(has_near & has_far, both, torch.where(has_near, near_loss, far_loss))
@@ -204,7 +212,7 @@ def near_field_terms(
     total = torch.where(torch.isfinite(total), total, baseline)
     values = tuple(v.detach() for v in (total, ssi, silog, baseline))
     compute = functools.partial(_metrics, p, target_depth, threshold.detach(), values, cfg)
-    return NearFieldTerms(total, p.count, compute)
+    return NearFieldTerms(total, p.n_valid, compute)
 
 
 def _inverse_clamp(cfg: NearFieldConfig) -> Tuple[float, Optional[float]]:
@@ -216,7 +224,7 @@ def _mean_weight(w: Tensor, p: Pair, cfg: NearFieldConfig) -> Union[float, Tenso
     """The seed's ``w_bar``: a ``"fixed"`` constant, or the ``"batch"`` mean weight of the valid pixels."""
     if cfg.ssi_weight_norm == "fixed":
         return cfg.ssi_weight_mean
-    sum_w, n = all_reduce_sum((w * p.w).sum(), p.count.sum().to(w.dtype), scope=p.scope)
+    sum_w, n = all_reduce_sum((w * p.w).sum(), p.n_valid.sum().to(w.dtype), scope=p.scope)
     return safe_div(sum_w, n).clamp(min=torch.finfo(w.dtype).tiny)
 
 
@@ -237,7 +245,7 @@ def _metrics(
         n_near, n_all = near.sum(), unit.sum()
         error = (to_depth(p.pred.detach(), cfg.min_depth, cfg.max_depth) - target_depth).abs()
         near_sum, all_sum = (error * near).sum(), (error * unit).sum()
-        has_valid = (p.count > 0).to(unit.dtype)
+        has_valid = (p.n_valid > 0).to(unit.dtype)
 
         def batch_mean(v: Tensor) -> Tensor:
             return safe_div((v * has_valid).sum(), has_valid.sum())
@@ -368,4 +376,4 @@ def near_field_ssi_silog(
     )  # fmt: skip
     check_reduction(reduction, scope, GLOBAL_SCOPES, "near-field-ssi-silog")
     t = near_field_terms(pred_inv, target_inv, mask, progress, weights, cfg, scope)
-    return reduce_images(t.value, t.count, reduction)
+    return reduce_images(t.value, t.n_valid, reduction)

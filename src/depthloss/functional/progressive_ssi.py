@@ -19,7 +19,12 @@ __all__ = ["progressive_ssi", "progressive_ssi_weights"]
 
 def check_progressive_weights(ssi_start: float, ssi_end: float, l1_start: float, l1_end: float) -> None:
     """Non-negative weights whose sum is positive at both ends."""
-    for name, value in (("ssi_weight_start", ssi_start), ("ssi_weight_end", ssi_end), ("l1_weight_start", l1_start), ("l1_weight_end", l1_end)):
+    for name, value in (
+        ("ssi_weight_start", ssi_start),
+        ("ssi_weight_end", ssi_end),
+        ("l1_weight_start", l1_start),
+        ("l1_weight_end", l1_end),
+    ):
         check_float(name, value, low=0.0)
     for when, total in (("start", ssi_start + l1_start), ("end", ssi_end + l1_end)):
         if total <= 0:
@@ -95,4 +100,4 @@ def progressive_ssi(
         as_progress(progress, pred), ssi_weight_start, ssi_weight_end, l1_weight_start, l1_weight_end, weight_schedule
     )
     t = ssi_l1_terms(pred, target, mask, alpha, scope)  # the terms of enhanced-ssi; only the weights differ
-    return reduce_images(w_ssi * t.ssi + w_l1 * t.l1, t.count, reduction)
+    return reduce_images(w_ssi * t.ssi + w_l1 * t.l1, t.n_valid, reduction)

@@ -8,8 +8,27 @@ from typing import Dict, List, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_mask, check_pair, check_progress, check_reduction
-from depthloss.functional._plumbing import Progress, Reduction, Scope, as_progress, autocast_off, compute_dtype, reduce_images, rows, safe_div
+from depthloss._checks import (
+    SCOPES,
+    check_choice,
+    check_float,
+    check_int,
+    check_mask,
+    check_pair,
+    check_progress,
+    check_reduction,
+)
+from depthloss.functional._plumbing import (
+    Progress,
+    Reduction,
+    Scope,
+    as_progress,
+    autocast_off,
+    compute_dtype,
+    reduce_images,
+    rows,
+    safe_div,
+)
 from depthloss.functional.image import SPARSE_MODES, SparseMode, derivatives, downsample_sparse, masked_mean_pool
 from depthloss.functional.schedules import SCHEDULE_KINDS, ScheduleKind, scale_weights, schedule
 from depthloss.functional.statistics import mad_rows
@@ -21,7 +40,7 @@ class ScaleAdaptiveTerms(NamedTuple):
     """Per-image loss, the per-image valid counts at full resolution, and detached metrics."""
 
     value: Tensor
-    count: Tensor
+    n_valid: Tensor
     metrics: Dict[str, Tensor]
 
 
@@ -68,7 +87,9 @@ def scale_adaptive_terms(
     g = torch.where(valid, target.to(dtype).reshape(shape), 0.0)
 
     t = as_progress(progress, x)
-    alpha = schedule(t, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end).to(dtype).detach()  # a hyper-parameter: no gradient
+    alpha = (
+        schedule(t, cfg.alpha_schedule, cfg.alpha_start, cfg.alpha_end).to(dtype).detach()
+    )  # a hyper-parameter: no gradient
     level_weights = scale_weights(t, cfg.num_scales, cfg.scale_schedule).to(dtype)
 
     count0 = rows(valid, scope).sum(dim=-1)
@@ -202,4 +223,4 @@ def scale_adaptive(
     )
     check_reduction(reduction, scope, SCOPES, "scale-adaptive")
     t = scale_adaptive_terms(pred, target, mask, progress, cfg, scope)
-    return reduce_images(t.value, t.count, reduction)
+    return reduce_images(t.value, t.n_valid, reduction)

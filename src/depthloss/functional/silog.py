@@ -69,9 +69,11 @@ def silog(
     check_float("ratio", ratio, low=0.0, low_inclusive=False)
     check_float("eps", eps, low=0.0)
     check_reduction(reduction, scope, GLOBAL_SCOPES, "silog")
-    p = prepare(pred_depth, target_depth, mask, weights, scope, fill=1.0, pred_name="pred_depth", target_name="target_depth")
+    p = prepare(
+        pred_depth, target_depth, mask, weights, scope, fill=1.0, pred_name="pred_depth", target_name="target_depth"
+    )
     tiny = torch.finfo(p.pred.dtype).tiny  # a non-positive value at a valid pixel: large but finite
     g = torch.log(p.pred.clamp(min=tiny)) - torch.log(p.target.clamp(min=tiny))  # 0 at invalid pixels
     m = moments(g, p.w, scope)
     value = ratio * safe_sqrt((m.second - lambd * m.mean**2).clamp(min=0.0) + eps)
-    return reduce_images(torch.where(m.sw > 0, value, 0.0), p.count, reduction)
+    return reduce_images(torch.where(m.sw > 0, value, 0.0), p.n_valid, reduction)

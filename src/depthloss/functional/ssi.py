@@ -58,4 +58,4 @@ def ssi(
     check_reduction(reduction, scope, GLOBAL_SCOPES, "ssi")
     p = prepare(pred, target, mask, weights, scope)
     m = moments(p.pred - p.target, p.w, scope)  # d is 0 at invalid pixels
-    return reduce_images(m.variance + alpha * m.mean**2, p.count, reduction)
+    return reduce_images(m.variance + alpha * m.mean**2, p.n_valid, reduction)

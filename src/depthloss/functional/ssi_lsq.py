@@ -53,4 +53,4 @@ def ssi_lsq(
     fit = lsq_rows(p.pred, p.target, p.w)
     aligned = fit.scale.unsqueeze(-1) * p.pred + fit.shift.unsqueeze(-1)
     value = row_mean((aligned - p.target).square(), p.w)
-    return reduce_images(value, p.count, reduction)
+    return reduce_images(value, p.n_valid, reduction)

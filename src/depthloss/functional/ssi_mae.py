@@ -59,7 +59,7 @@ def ssi_mae(
     check_float("eps", eps, low=0.0, low_inclusive=False)
     check_reduction(reduction, scope, SCOPES, "ssi_mae")
     p = prepare(pred, target, mask, None, scope)
-    p_hat = mad_rows(p.pred, p.valid, p.count, eps).x_hat
-    g_hat = mad_rows(p.target, p.valid, p.count, eps).x_hat
-    value = trimmed_mean_rows((p_hat - g_hat).abs(), p.valid, p.count, trim)
-    return reduce_images(value, p.count, reduction)
+    p_hat = mad_rows(p.pred, p.valid, p.n_valid, eps).x_hat
+    g_hat = mad_rows(p.target, p.valid, p.n_valid, eps).x_hat
+    value = trimmed_mean_rows((p_hat - g_hat).abs(), p.valid, p.n_valid, trim)
+    return reduce_images(value, p.n_valid, reduction)

@@ -22,7 +22,7 @@ class SsiSilogTerms(NamedTuple):
 
     ssi: Tensor
     silog: Tensor
-    count: Tensor
+    n_valid: Tensor
 
 
 def ssi_silog_terms(
@@ -43,7 +43,7 @@ def ssi_silog_terms(
     g = moments(log_depth_ratio(p.pred, p.target, min_depth, max_depth), p.w, scope)  # depth; 0 at invalid pixels
     ssi = d.variance + alpha * d.mean**2
     silog = silog_ratio * safe_sqrt((g.second - silog_ratio2 * g.mean**2).clamp(min=0.0) + SILOG_EPS)
-    return SsiSilogTerms(ssi, torch.where(g.sw > 0, silog, 0.0), p.count)
+    return SsiSilogTerms(ssi, torch.where(g.sw > 0, silog, 0.0), p.n_valid)
 
 
 @autocast_off
@@ -98,5 +98,7 @@ def ssi_silog(
     check_ssi_silog_args(alpha, silog_ratio, silog_ratio2, ssi_weight, silog_weight)
     check_depth_range(min_depth, max_depth)
     check_reduction(reduction, scope, GLOBAL_SCOPES, "ssi_silog")
-    t = ssi_silog_terms(pred_inv, target_inv, mask, alpha, silog_ratio, silog_ratio2, min_depth, max_depth, weights, scope)
-    return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, t.count, reduction)
+    t = ssi_silog_terms(
+        pred_inv, target_inv, mask, alpha, silog_ratio, silog_ratio2, min_depth, max_depth, weights, scope
+    )
+    return reduce_images(ssi_weight * t.ssi + silog_weight * t.silog, t.n_valid, reduction)

@@ -15,17 +15,24 @@ __all__ = ["ssi_trim"]
 
 
 def ssi_trim_terms(
-    pred: Tensor, target: Tensor, mask: Optional[Tensor], trim: float, scales: int, operator: str, eps: float, scope: str
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    trim: float,
+    scales: int,
+    operator: str,
+    eps: float,
+    scope: str,
 ) -> DataAndGradient:
     """Per image: trimmed MAE of the normalized maps and gradient matching of their difference."""
     p = prepare(pred, target, mask, None, scope)
-    p_hat = mad_rows(p.pred, p.valid, p.count, eps).x_hat  # 0 at invalid pixels
-    g_hat = mad_rows(p.target, p.valid, p.count, eps).x_hat
+    p_hat = mad_rows(p.pred, p.valid, p.n_valid, eps).x_hat  # 0 at invalid pixels
+    g_hat = mad_rows(p.target, p.valid, p.n_valid, eps).x_hat
     residual = p_hat - g_hat
-    data = trimmed_mean_rows(residual.abs(), p.valid, p.count, trim)
+    data = trimmed_mean_rows(residual.abs(), p.valid, p.n_valid, trim)
     images = (pred.shape[0], pred.shape[-2], pred.shape[-1])
     grad = gradient_matching_terms(residual.reshape(images), p.valid.reshape(images), scales, operator, scope)
-    return DataAndGradient(data, grad, p.count)
+    return DataAndGradient(data, grad, p.n_valid)
 
 
 @autocast_off
@@ -80,4 +87,4 @@ def ssi_trim(
     check_gradient_args(alpha, scales, operator)
     check_reduction(reduction, scope, SCOPES, "ssi-trim")
     t = ssi_trim_terms(pred, target, mask, trim, scales, operator, eps, scope)
-    return reduce_images(t.data + alpha * t.grad, t.count, reduction)
+    return reduce_images(t.data + alpha * t.grad, t.n_valid, reduction)

@@ -44,11 +44,11 @@ __all__ = [
     "lsq_scale_shift",
     "mad_normalize",
     "mad_rows",
-    "row_mean",
     "masked_mean",
     "masked_median",
     "masked_var",
     "moments",
+    "row_mean",
     "trimmed_mean_rows",
 ]
 
@@ -320,7 +320,7 @@ def mad_normalize(
     check_choice("scope", scope, SCOPES)
     check_float("eps", eps, low=0.0, low_inclusive=False)
     p = prepare_one(x, mask, None, scope)
-    out = mad_rows(p.x, p.valid, p.count, eps)
+    out = mad_rows(p.x, p.valid, p.n_valid, eps)
     b = x.shape[0]
     return MadNormalized(out.x_hat.reshape(x.shape), per_image(out.shift, b, scope), per_image(out.scale, b, scope))
 

@@ -26,6 +26,8 @@ class AbsRelLoss(DepthLoss):
     loss_space = "depth"
     functional = staticmethod(DF.abs_rel)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "depth")
         return DF.abs_rel(p, t, mask, reduction=self.reduction, scope=self.scope), {}

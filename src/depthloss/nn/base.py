@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from depthloss._checks import SCOPES, check_choice, check_mask, check_pair, check_progress, check_reduction
-from depthloss.functional._plumbing import as_progress, compute_dtype
+from depthloss.functional._plumbing import Reduction, as_progress, compute_dtype
 from depthloss.functional.depth import check_depth_range, clamp_valid, inverse_bounds, to_depth, to_inverse
 
 __all__ = ["DepthLoss", "InputSpace", "LazyMetrics", "valid_mask"]
@@ -117,13 +117,15 @@ class DepthLoss(nn.Module):
     inputs: ClassVar[Tuple[str, ...]] = ()
 
     metrics: Mapping[str, Tensor]
+    reduction: Reduction
+    scope: Any  # one of ``scopes`` (validated in __init__)
     _progress: Tensor
 
     def __init__(
         self,
         *,
         input_space: Optional[InputSpace] = None,
-        reduction: str = "mean",
+        reduction: Reduction = "mean",
         scope: str = "image",
         min_depth: Optional[float] = None,
         max_depth: Optional[float] = None,
@@ -173,11 +175,11 @@ class DepthLoss(nn.Module):
             else:
                 self._progress.fill_(value)
 
-    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> "DepthLoss":  # type: ignore[override]
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> DepthLoss:
         # .half() / .to(bfloat16) of a model holding this loss must not quantize progress
         # (0.3 would become 0.30078125): the buffer follows device moves, never a cast below float32.
         kept = self._progress.detach().clone()
-        super()._apply(fn, recurse)
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
         moved = self._progress
         dtype = moved.dtype if moved.dtype in (torch.float32, torch.float64) else torch.float32
         self._progress = kept.to(device=moved.device, dtype=dtype)
@@ -207,7 +209,7 @@ class DepthLoss(nn.Module):
         pred: Tensor,
         target: Tensor,
         mask: Optional[Tensor] = None,
-        progress: Union[None, float, Tensor] = None,
+        progress: Union[float, Tensor, None] = None,
         **inputs: Any,
     ) -> None:
         """Check the arguments of ``forward``; raise ``ValueError``/``TypeError`` naming the bad one."""
@@ -217,7 +219,7 @@ class DepthLoss(nn.Module):
             check_progress(progress)
         unknown = sorted(set(inputs) - set(self.inputs))
         if unknown:
-            accepted = ", ".join(("pred", "target", "mask", "progress") + self.inputs)
+            accepted = ", ".join(("pred", "target", "mask", "progress", *self.inputs))
             raise TypeError(f"{type(self).__name__}.forward got unexpected inputs {unknown}; it accepts {accepted}")
 
     # torch.compile(module) calls ``_infer_parameters`` outside the compiled frame before every
@@ -226,7 +228,9 @@ class DepthLoss(nn.Module):
     # metadata only: free while tracing).
     _initialize_hook = None
 
-    def _infer_parameters(self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> None:
+    def _infer_parameters(
+        self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None
+    ) -> None:
         self.validate(*args, **(kwargs or {}))
 
     # -- forward ------------------------------------------------------------------------
@@ -235,7 +239,7 @@ class DepthLoss(nn.Module):
         pred: Tensor,
         target: Tensor,
         mask: Optional[Tensor] = None,
-        progress: Union[None, float, Tensor] = None,
+        progress: Union[float, Tensor, None] = None,
     ) -> Tensor:
         """Compute the loss; see the class docstring for the conventions.
 
@@ -256,7 +260,7 @@ class DepthLoss(nn.Module):
         pred: Tensor,
         target: Tensor,
         mask: Optional[Tensor],
-        progress: Union[None, float, Tensor],
+        progress: Union[float, Tensor, None],
         **inputs: Any,
     ) -> Tensor:
         self.validate(pred, target, mask, progress, **inputs)

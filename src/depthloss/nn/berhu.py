@@ -33,5 +33,7 @@ class BerHuLoss(DepthLoss):
         super().__init__(**kwargs)
         self.threshold = check_float("threshold", threshold, low=0.0, low_inclusive=False)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         return DF.berhu(pred, target, mask, threshold=self.threshold, reduction=self.reduction, scope=self.scope), {}

@@ -37,16 +37,18 @@ class SsiL1Loss(DepthLoss):
         """``(w_ssi, w_l1)`` at ``progress`` (0-dim tensors)."""
         raise NotImplementedError
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "inverse")
         w_ssi, w_l1 = self.mix_weights(progress)
         terms = ssi_l1_terms(p, t, mask, self.alpha, self.scope)
-        loss = reduce_images(w_ssi * terms.ssi + w_l1 * terms.l1, terms.count, self.reduction)
+        loss = reduce_images(w_ssi * terms.ssi + w_l1 * terms.l1, terms.n_valid, self.reduction)
         metrics = {
             "dynamic_ssi_weight": w_ssi,
             "dynamic_l1_weight": w_l1,
-            "ssi_component": reduce_images(terms.ssi, terms.count, "mean"),
-            "l1_component": reduce_images(terms.l1, terms.count, "mean"),
+            "ssi_component": reduce_images(terms.ssi, terms.n_valid, "mean"),
+            "l1_component": reduce_images(terms.l1, terms.n_valid, "mean"),
         }
         return loss, metrics
 

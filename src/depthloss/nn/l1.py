@@ -30,5 +30,7 @@ class L1Loss(DepthLoss):
     when = "Metric supervision on whatever the network predicts; robust to outliers."
     functional = staticmethod(DF.l1)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         return DF.l1(pred, target, mask, reduction=self.reduction, scope=self.scope), {}

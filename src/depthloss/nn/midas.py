@@ -32,11 +32,16 @@ class DataPlusGradientLoss(DepthLoss):
     def terms(self, pred: Tensor, target: Tensor, mask: Tensor) -> DataAndGradient:
         raise NotImplementedError
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "inverse")
         terms = self.terms(p, t, mask)
-        loss = reduce_images(terms.data + self.alpha * terms.grad, terms.count, self.reduction)
-        metrics = {"data": reduce_images(terms.data, terms.count, "mean"), "grad": reduce_images(terms.grad, terms.count, "mean")}
+        loss = reduce_images(terms.data + self.alpha * terms.grad, terms.n_valid, self.reduction)
+        metrics = {
+            "data": reduce_images(terms.data, terms.n_valid, "mean"),
+            "grad": reduce_images(terms.grad, terms.n_valid, "mean"),
+        }
         return loss, metrics
 
 

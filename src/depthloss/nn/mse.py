@@ -30,5 +30,7 @@ class MSELoss(DepthLoss):
     when = "Metric supervision with Gaussian noise; sensitive to outliers."
     functional = staticmethod(DF.mse)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         return DF.mse(pred, target, mask, reduction=self.reduction, scope=self.scope), {}

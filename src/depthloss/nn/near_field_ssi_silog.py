@@ -105,22 +105,24 @@ class NearFieldSSISilog(DepthLoss):
         # module clamps it itself; the kernel would clamp the inverse-depth gradient instead.
         self._kernel_config = dataclasses.replace(self.config, grad_clip=None)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self,
         pred: Tensor,
         target: Tensor,
         mask: Optional[Tensor] = None,
-        progress: Union[None, float, Tensor] = None,
+        progress: Union[float, Tensor, None] = None,
         weights: Optional[Tensor] = None,
     ) -> Tensor:
         """As :meth:`DepthLoss.forward`, plus optional explicit per-pixel ``weights``."""
         return self._run(pred, target, mask, progress, weights=weights)
 
-    def validate(self, pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, progress: Any = None, **inputs: Any) -> None:
+    def validate(
+        self, pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, progress: Any = None, **inputs: Any
+    ) -> None:
         super().validate(pred, target, mask, progress, **inputs)
         check_weights(inputs.get("weights"), pred, "pred")
 
-    def full_resolution_weights(self, target: Tensor, progress: Union[None, float, Tensor] = None) -> Tensor:
+    def full_resolution_weights(self, target: Tensor, progress: Union[float, Tensor, None] = None) -> Tensor:
         """Near-field weights of a full-resolution target (in ``input_space``), for every scale.
 
         The seed's issue 10: computing weights separately at each scale changes their mean
@@ -130,12 +132,14 @@ class NearFieldSSISilog(DepthLoss):
         threshold = near_threshold_at(as_progress(self._progress if progress is None else progress, depth), self.config)
         return near_field_pixel_weights(depth, threshold.to(depth.dtype), self.config)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, MetricsFn]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, MetricsFn]:
         if self.config.grad_clip is not None:
             pred = clamp_grad(pred, self.config.grad_clip)
         p, t = self.pair_in(pred, target, "inverse")
         terms = near_field_terms(p, t, mask, progress, inputs.get("weights"), self._kernel_config, self.scope)
-        return reduce_images(terms.value, terms.count, self.reduction), terms.metrics
+        return reduce_images(terms.value, terms.n_valid, self.reduction), terms.metrics
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, {self.config}"

@@ -59,5 +59,10 @@ class ProgressiveSSILoss(SsiL1Loss):
     def mix_weights(self, progress: Union[float, Tensor]) -> Tuple[Tensor, Tensor]:
         p = _progress_tensor(progress)
         return progressive_ssi_weights(
-            p, self.ssi_weight_start, self.ssi_weight_end, self.l1_weight_start, self.l1_weight_end, self.weight_schedule  # type: ignore[arg-type]
+            p,
+            self.ssi_weight_start,
+            self.ssi_weight_end,
+            self.l1_weight_start,
+            self.l1_weight_end,
+            self.weight_schedule,  # type: ignore[arg-type]
         )

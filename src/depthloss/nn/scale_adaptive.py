@@ -82,13 +82,23 @@ class ScaleAdaptiveLoss(DepthLoss):
             raise TypeError(f"use_inv_depth must be a bool, got {type(use_inv_depth).__name__}")
         self.use_inv_depth = use_inv_depth
         self.config = ScaleAdaptiveConfig(
-            lambda_sg, num_scales, alpha_schedule, alpha_start, alpha_end, scale_schedule, gt_downsample, eps, scale_floor
+            lambda_sg,
+            num_scales,
+            alpha_schedule,
+            alpha_start,
+            alpha_end,
+            scale_schedule,
+            gt_downsample,
+            eps,
+            scale_floor,
         )
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "inverse" if self.use_inv_depth else "depth")
         terms = scale_adaptive_terms(p, t, mask, progress, self.config, self.scope)
-        return reduce_images(terms.value, terms.count, self.reduction), terms.metrics
+        return reduce_images(terms.value, terms.n_valid, self.reduction), terms.metrics
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))

@@ -43,6 +43,10 @@ class SILogLoss(DepthLoss):
         self.ratio = check_float("ratio", ratio, low=0.0, low_inclusive=False)
         self.eps = check_float("eps", eps, low=0.0)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "depth")
-        return DF.silog(p, t, mask, self.lambd, self.ratio, eps=self.eps, reduction=self.reduction, scope=self.scope), {}
+        return DF.silog(
+            p, t, mask, self.lambd, self.ratio, eps=self.eps, reduction=self.reduction, scope=self.scope
+        ), {}

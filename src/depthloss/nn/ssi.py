@@ -33,6 +33,8 @@ class SSILoss(DepthLoss):
         super().__init__(**kwargs)
         self.alpha = check_float("alpha", alpha, low=0.0)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "inverse")
         return DF.ssi(p, t, mask, self.alpha, reduction=self.reduction, scope=self.scope), {}

@@ -52,14 +52,25 @@ class SSISilogLoss(DepthLoss):
         self.alpha, self.silog_ratio, self.silog_ratio2 = float(alpha), float(silog_ratio), float(silog_ratio2)
         self.ssi_weight, self.silog_weight = float(ssi_weight), float(silog_weight)
 
-    def compute(self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any) -> Tuple[Tensor, Dict[str, Tensor]]:
+    def compute(
+        self, pred: Tensor, target: Tensor, mask: Tensor, progress: Tensor, **inputs: Any
+    ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "inverse")
         terms = ssi_silog_terms(
-            p, t, mask, self.alpha, self.silog_ratio, self.silog_ratio2, self.min_depth, self.max_depth, None, self.scope
+            p,
+            t,
+            mask,
+            self.alpha,
+            self.silog_ratio,
+            self.silog_ratio2,
+            self.min_depth,
+            self.max_depth,
+            None,
+            self.scope,
         )
-        loss = reduce_images(self.ssi_weight * terms.ssi + self.silog_weight * terms.silog, terms.count, self.reduction)
+        loss = reduce_images(self.ssi_weight * terms.ssi + self.silog_weight * terms.silog, terms.n_valid, self.reduction)
         metrics = {
-            "ssi_component": reduce_images(terms.ssi, terms.count, "mean"),
-            "silog_component": reduce_images(terms.silog, terms.count, "mean"),
+            "ssi_component": reduce_images(terms.ssi, terms.n_valid, "mean"),
+            "silog_component": reduce_images(terms.silog, terms.n_valid, "mean"),
         }
         return loss, metrics

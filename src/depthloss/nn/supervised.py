@@ -38,7 +38,7 @@ def match_resolution(target: Tensor, valid: Tensor, size: Tuple[int, int], mode:
         return target, valid
     factor = _match_factor(src, size)
     if factor is not None and src[0] >= size[0] and src[1] >= size[1]:
-        return downsample_sparse(target, valid, factor, mode)
+        return downsample_sparse(target, valid, factor, mode)  # type: ignore[arg-type]  # validated in __init__
     t4 = target if target.dim() == 4 else target.unsqueeze(1)
     v4 = valid if valid.dim() == 4 else valid.unsqueeze(1)
     t_s = F.interpolate(torch.where(v4, t4, 0.0), size=size, mode="nearest")
@@ -113,7 +113,7 @@ class SupervisedLoss(nn.Module):
         preds: Preds,
         target: Tensor,
         masks: Masks = None,
-        progress: Union[None, float, Tensor] = None,
+        progress: Union[float, Tensor, None] = None,
     ) -> Dict[str, Any]:
         """Average the loss over prediction scales.
 
@@ -143,8 +143,9 @@ class SupervisedLoss(nn.Module):
         for i, pred in enumerate(pred_list):
             size = (pred.shape[-2], pred.shape[-1])
             target_i, valid_i = match_resolution(target_clean, valid, size, self.target_downsample)
-            if mask_list[i] is not None:
-                valid_i = valid_i & mask_list[i]
+            mask_i = mask_list[i]
+            if mask_i is not None:
+                valid_i = valid_i & mask_i
             extra = {}
             if weights_full is not None:
                 extra["weights"] = match_resolution(weights_full, valid, size, self.target_downsample)[0]
@@ -156,7 +157,9 @@ class SupervisedLoss(nn.Module):
         self.metrics = metrics
         return {"loss": loss, "metrics": metrics}
 
-    def validate(self, preds: Preds, target: Tensor, masks: Masks = None, progress: Union[None, float, Tensor] = None) -> List[Tensor]:
+    def validate(
+        self, preds: Preds, target: Tensor, masks: Masks = None, progress: Union[float, Tensor, None] = None
+    ) -> List[Tensor]:
         """Check the arguments of ``forward`` (errors name the bad one); return the predictions used."""
         pred_list = [preds] if isinstance(preds, Tensor) else list(preds) if isinstance(preds, (list, tuple)) else None
         if pred_list is None:
@@ -178,7 +181,9 @@ class SupervisedLoss(nn.Module):
             check_mask(masks, target, "target", "masks")
         elif masks is not None:
             if not isinstance(masks, (list, tuple)):
-                raise TypeError(f"masks must be a bool Tensor, a sequence of them (or None), or None; got {type(masks).__name__}")
+                raise TypeError(
+                    f"masks must be a bool Tensor, a sequence of them (or None), or None; got {type(masks).__name__}"
+                )
             for i, (m, pred) in enumerate(zip(masks, pred_list)):
                 check_mask(m, pred, f"preds[{i}]", f"masks[{i}]")
         if progress is not None:
@@ -188,7 +193,9 @@ class SupervisedLoss(nn.Module):
     # torch.compile(module) runs this before every call, outside the compiled frame (see DepthLoss)
     _initialize_hook = None
 
-    def _infer_parameters(self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None) -> None:
+    def _infer_parameters(
+        self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None
+    ) -> None:
         self.validate(*args, **(kwargs or {}))
 
     def _mask_list(self, masks: Masks, preds: List[Tensor]) -> List[Optional[Tensor]]:
