@@ -34,7 +34,7 @@ __all__ = [
     "check_weights",
 ]
 
-REDUCTIONS = ("mean", "sum", "none")
+REDUCTIONS = ("mean", "sum", "none", "pixel-mean")
 SCOPES = ("image", "batch")
 # "global": batch statistics all-reduced over the default process group (the kernels whose
 # statistics are sums and counts)
@@ -207,9 +207,9 @@ def check_reduction(reduction: Any, scope: Any, scopes: Tuple[str, ...] = SCOPES
         who = f"{loss} accepts" if loss else "must be one of"
         options = ", ".join(repr(c) for c in scopes)
         raise ValueError(f"scope: {who} {options}; got {scope!r}")
-    if scope != "image" and reduction == "none":
+    if scope != "image" and reduction in ("none", "pixel-mean"):
         raise ValueError(
-            f"reduction='none' returns one value per image and needs scope='image'; "
+            f"reduction={reduction!r} needs per-image values (scope='image'); "
             f"scope={scope!r} pools the whole batch into a single value"
         )
 

@@ -44,7 +44,7 @@ __all__ = [
     "valid_weights",
 ]
 
-Reduction = Literal["mean", "sum", "none"]
+Reduction = Literal["mean", "sum", "none", "pixel-mean"]
 Scope = Literal["image", "batch"]
 GlobalScope = Literal["image", "batch", "global"]
 Progress = Union[float, Tensor]
@@ -203,13 +203,21 @@ def prepare_one(
 
 
 def reduce_images(values: Tensor, count: Tensor, reduction: str) -> Tensor:
-    """Reduce per-row losses: ``"mean"`` over rows with a valid pixel (0 if none), ``"sum"``, ``"none"``.
+    """Reduce per-image losses.
+
+    - ``"mean"``: the mean over images with a valid pixel (0 if none): every image counts the same;
+    - ``"pixel-mean"``: the mean weighted by each image's valid pixels, ``Σ n_i v_i / Σ n_i``
+      (MiDaS's "batch-based" reduction: an image with twice the pixels counts twice);
+    - ``"sum"``; ``"none"``: the ``(B,)`` values.
 
     ``values`` must already be 0 for rows without valid pixels; they stay in the graph, so an
     all-invalid (or empty, ``B = 0``) batch still back-propagates a zero gradient.
     """
     if reduction == "none":
         return values
+    if reduction == "pixel-mean":
+        n = count.to(values.dtype)
+        return (values * n).sum() / n.sum().clamp(min=1)
     total = values.sum()
     if reduction == "sum":
         return total
