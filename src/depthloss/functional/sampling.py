@@ -38,9 +38,13 @@ def check_generator(generator: Optional[torch.Generator], ref: Tensor, name: str
         raise ValueError(f"{name} must be on the input's device ({ref.device}), got a generator on {generator.device}")
 
 
-def uniform(shape: Sequence[int], ref: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """``U[0, 1)`` floats of ``shape`` on ``ref``'s device, in ``ref``'s (floating) dtype."""
-    dtype = ref.dtype if ref.is_floating_point() else torch.float32
+def uniform(
+    shape: Sequence[int], ref: Tensor, generator: Optional[torch.Generator] = None, dtype: Optional[torch.dtype] = None
+) -> Tensor:
+    """``U[0, 1)`` floats of ``shape`` on ``ref``'s device (in ``dtype``, default ``ref``'s floating dtype)."""
+    dtype = dtype or (ref.dtype if ref.is_floating_point() else torch.float32)
+    if generator is None:  # no generator keyword at all: `generator=None` does not trace with dynamic shapes
+        return torch.rand(tuple(shape), device=ref.device, dtype=dtype)
     return torch.rand(tuple(shape), generator=generator, device=ref.device, dtype=dtype)
 
 
@@ -67,7 +71,7 @@ def sample_valid(valid: Tensor, num: int, generator: Optional[torch.Generator] =
     """
     running = valid.cumsum(dim=-1)  # (G, N) int64
     n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
-    u = torch.rand((valid.shape[0], num), generator=generator, device=valid.device, dtype=torch.float64)
+    u = uniform((valid.shape[0], num), valid, generator, torch.float64)
     k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))  # rank in [0, n)
     index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
     return Samples(index, (n > 0).expand_as(index))
