@@ -52,6 +52,8 @@ class LossInfo:
         functional: the functional kernel the module wraps, if there is one.
         defaults: constructor keyword defaults (``input_space`` is required: its default is None).
         inputs: keyword inputs of ``forward`` beyond ``pred, target, mask, progress``.
+        input_layout: ``"image"`` (``(B, 1, H, W)`` / ``(B, H, W)`` maps) or ``"video"``
+            (``(B, T, H, W)`` sequences).
 
     Every field is derived from the module class (its docstring's first line, its class
     attributes and its ``__init__`` signatures), never stated twice.
@@ -71,6 +73,7 @@ class LossInfo:
     functional: Optional[Callable[..., Any]] = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     inputs: Tuple[str, ...] = ()
+    input_layout: str = "image"
 
 
 _REGISTRY: Dict[str, LossInfo] = {}
@@ -160,6 +163,7 @@ def register_loss(name: str, *, aliases: Sequence[str] = ()) -> Callable[[T], T]
             functional=getattr(cls, "functional", None),
             defaults=constructor_defaults(cls),
             inputs=tuple(getattr(cls, "inputs", ())),
+            input_layout=getattr(cls, "input_layout", "image"),
         )
         for alias in names[1:]:
             _ALIASES[alias] = key

@@ -96,7 +96,7 @@ class DepthLoss(nn.Module):
     Class attributes (the registry reads them; :func:`depthloss.loss_info`): the first line
     of the docstring is the summary; :attr:`formula`, :attr:`when`, :attr:`loss_space`,
     :attr:`invariances`, :attr:`uses_progress`, :attr:`scopes`, :attr:`functional` and
-    :attr:`inputs` (keyword inputs of ``forward`` beyond the four above).
+    :attr:`inputs` (keyword inputs of ``forward`` beyond the four above) and :attr:`input_layout`.
     """
 
     #: the definition, in plain text
@@ -115,6 +115,9 @@ class DepthLoss(nn.Module):
     functional: ClassVar[Optional[Callable[..., Tensor]]] = None
     #: keyword inputs of ``forward`` beyond ``pred, target, mask, progress``
     inputs: ClassVar[Tuple[str, ...]] = ()
+    #: the shape of ``pred``/``target``: ``"image"`` (``(B, 1, H, W)`` or ``(B, H, W)``) or
+    #: ``"video"`` (``(B, T, H, W)`` sequences)
+    input_layout: ClassVar[str] = "image"
 
     metrics: Mapping[str, Tensor]
     reduction: Reduction
