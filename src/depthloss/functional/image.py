@@ -24,8 +24,10 @@ __all__ = [
     "downsample_sparse",
     "gradient_matching",
     "gradient_sums",
+    "gradient_term",
     "masked_mean_pool",
     "pyramid_size",
+    "reduce_data_and_gradient",
     "sobel",
     "sobel_mask",
 ]
@@ -158,11 +160,45 @@ def gradient_matching_terms(r: Tensor, mask: Tensor, scales: int, operator: str,
 
 
 class DataAndGradient(NamedTuple):
-    """Per-image data term and gradient term of a MiDaS-style loss (data + alpha * gradient), and the valid counts."""
+    """The two terms of a MiDaS-style loss ``data + alpha * gradient`` as per-image sums and counts.
 
-    data: Tensor
-    grad: Tensor
+    ``data = data_sum / data_den`` per image; ``gradient = Σ_s grad_sum[:, s] / grad_den[:, s]``
+    (``(G, scales)``); ``n_valid``: valid pixels per image. Kept as sums so that
+    ``reduction="pixel-mean"`` can pool each term, and each gradient level, over the batch.
+    """
+
+    data_sum: Tensor
+    data_den: Tensor
+    grad_sum: Tensor
+    grad_den: Tensor
     n_valid: Tensor
+
+    @property
+    def data(self) -> Tensor:
+        """The per-image data term."""
+        return safe_div(self.data_sum, self.data_den)
+
+    @property
+    def grad(self) -> Tensor:
+        """The per-image gradient term (summed over levels)."""
+        return safe_div(self.grad_sum, self.grad_den).sum(dim=-1)
+
+
+def gradient_term(r: Tensor, mask: Tensor, scales: int, operator: str, scope: str) -> Tuple[Tensor, Tensor]:
+    """``(grad_sum, grad_den)`` of :class:`DataAndGradient` for ``(B, H, W)`` maps (pooled under ``scope="batch"``)."""
+    sums, counts = gradient_sums(r, mask, scales, operator)
+    if scope != "image":
+        sums, counts = sums.sum(dim=0, keepdim=True), counts.sum(dim=0, keepdim=True)
+    return sums, counts
+
+
+def reduce_data_and_gradient(t: DataAndGradient, alpha: float, reduction: str) -> Tensor:
+    """``data + alpha * gradient`` reduced: ``"pixel-mean"`` pools each term and level over the batch."""
+    if reduction == "pixel-mean":  # Σ_b num / Σ_b den per term (MiDaS's "batch-based" reduction)
+        data = safe_div(t.data_sum.sum(), t.data_den.sum())
+        grad = safe_div(t.grad_sum.sum(dim=0), t.grad_den.sum(dim=0)).sum()
+        return data + alpha * grad
+    return reduce_images(t.data + alpha * t.grad, t.n_valid, reduction)
 
 
 def check_gradient_args(alpha: float, scales: int, operator: str) -> None:

@@ -24,7 +24,7 @@ __all__ = ["Samples", "check_generator", "sample_valid", "uniform"]
 class Samples(NamedTuple):
     """``index``: ``(G, K)`` flat positions into each ``(G, N)`` row; ``ok``: ``(G, K)`` bool."""
 
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]  # (a field, shadowing tuple.index)
     ok: Tensor
 
 

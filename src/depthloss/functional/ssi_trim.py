@@ -1,4 +1,4 @@
-"""MiDaS's trimmed loss: trimmed MAE of median/MAD-normalized maps plus gradient matching."""
+"""MiDaS's trimmed loss: the trimmed MAE of :mod:`ssi_mae` plus gradient matching of the normalized residual."""
 
 from __future__ import annotations
 
@@ -6,10 +6,23 @@ from typing import Optional
 
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_float, check_reduction
-from depthloss.functional._plumbing import Reduction, Scope, autocast_off, prepare, reduce_images
-from depthloss.functional.image import DataAndGradient, Operator, check_gradient_args, gradient_matching_terms
-from depthloss.functional.statistics import mad_rows, trimmed_mean_rows
+from depthloss._checks import SCOPES, check_reduction
+from depthloss.functional._plumbing import Reduction, Scope, autocast_off
+from depthloss.functional.image import (
+    DataAndGradient,
+    Operator,
+    check_gradient_args,
+    gradient_term,
+    reduce_data_and_gradient,
+)
+from depthloss.functional.ssi_mae import (
+    MedianOver,
+    TrimDenominator,
+    TrimRounding,
+    TrimScope,
+    check_trim_args,
+    trimmed_residual_terms,
+)
 
 __all__ = ["ssi_trim"]
 
@@ -23,16 +36,19 @@ def ssi_trim_terms(
     operator: str,
     eps: float,
     scope: str,
+    data_scale: float = 1.0,
+    trim_denominator: str = "kept",
+    trim_scope: str = "image",
+    trim_rounding: str = "ceil",
+    median_over: str = "valid",
 ) -> DataAndGradient:
-    """Per image: trimmed MAE of the normalized maps and gradient matching of their difference."""
-    p = prepare(pred, target, mask, None, scope)
-    p_hat = mad_rows(p.pred, p.valid, p.n_valid, eps).x_hat  # 0 at invalid pixels
-    g_hat = mad_rows(p.target, p.valid, p.n_valid, eps).x_hat
-    residual = p_hat - g_hat
-    data = trimmed_mean_rows(residual.abs(), p.valid, p.n_valid, trim)
+    """Per image: the trimmed MAE of the normalized maps and gradient matching of their difference."""
+    t = trimmed_residual_terms(
+        pred, target, mask, trim, eps, data_scale, trim_denominator, trim_scope, trim_rounding, median_over, scope
+    )
     images = (pred.shape[0], pred.shape[-2], pred.shape[-1])
-    grad = gradient_matching_terms(residual.reshape(images), p.valid.reshape(images), scales, operator, scope)
-    return DataAndGradient(data, grad, p.n_valid)
+    grad_sum, grad_den = gradient_term(t.residual.reshape(images), t.valid.reshape(images), scales, operator, scope)
+    return DataAndGradient(t.data_sum, t.data_den, grad_sum, grad_den, t.n_valid)
 
 
 @autocast_off
@@ -45,6 +61,11 @@ def ssi_trim(
     scales: int = 4,
     operator: Operator = "diff",
     eps: float = 1e-6,
+    data_scale: float = 1.0,
+    trim_denominator: TrimDenominator = "kept",
+    trim_scope: TrimScope = "image",
+    trim_rounding: TrimRounding = "ceil",
+    median_over: MedianOver = "valid",
     *,
     reduction: Reduction = "mean",
     scope: Scope = "image",
@@ -57,6 +78,8 @@ def ssi_trim(
     with :math:`\hat p, \hat g` the median/MAD-normalized maps (:func:`mad_normalize`),
     ``k = n - floor(trim * n)`` and :math:`\mathcal G_s` the gradient term of
     :func:`gradient_matching` at level ``s``. Invariant to ``pred -> a*pred + b`` for ``a > 0``.
+    The data-term options (``data_scale``, ``trim_denominator``, ``trim_scope``,
+    ``trim_rounding``, ``median_over``) and what they reproduce are :func:`ssi_mae`'s.
 
     Args:
         pred: ``(B, 1, H, W)`` or ``(B, H, W)`` (MiDaS: disparity).
@@ -67,7 +90,14 @@ def ssi_trim(
         scales: gradient-matching levels, ``>= 1`` (default 4).
         operator: ``"diff"`` (MiDaS, default) or ``"sobel"``.
         eps: lower bound on the MAD scale.
-        reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, or ``"none"``.
+        data_scale: factor of the data term (default 1; MiDaS: 0.5).
+        trim_denominator: ``"kept"`` (default) or ``"valid"``.
+        trim_scope: ``"image"`` (default) or ``"batch"``.
+        trim_rounding: ``"ceil"`` (default) or ``"floor"``.
+        median_over: ``"valid"`` (default) or ``"all-pixels"``.
+        reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, ``"none"``, or
+            ``"pixel-mean"``: each term, and each gradient level, pooled over the batch
+            (MiDaS's "batch-based" reduction).
         scope: ``"image"`` (default) or ``"batch"`` (normalization and trim over the batch).
 
     Returns:
@@ -75,16 +105,18 @@ def ssi_trim(
 
     Reference:
         R. Ranftl et al., *Towards Robust Monocular Depth Estimation: Mixing Datasets for
-        Zero-shot Cross-dataset Transfer*, TPAMI 2020.
+        Zero-shot Cross-dataset Transfer*, TPAMI 2022.
 
     Example:
         >>> target = torch.rand(2, 1, 8, 8) + 0.5
         >>> ssi_trim(2.0 * target + 1.0, target) < 1e-5  # invariant to scale and shift
         tensor(True)
     """
-    check_float("trim", trim, low=0.0, high=1.0, high_inclusive=False)
-    check_float("eps", eps, low=0.0, low_inclusive=False)
+    check_trim_args(trim, eps, data_scale, trim_denominator, trim_scope, trim_rounding, median_over)
     check_gradient_args(alpha, scales, operator)
     check_reduction(reduction, scope, SCOPES, "ssi-trim")
-    t = ssi_trim_terms(pred, target, mask, trim, scales, operator, eps, scope)
-    return reduce_images(t.data + alpha * t.grad, t.n_valid, reduction)
+    t = ssi_trim_terms(
+        pred, target, mask, trim, scales, operator, eps, scope, data_scale, trim_denominator, trim_scope,
+        trim_rounding, median_over,
+    )  # fmt: skip
+    return reduce_data_and_gradient(t, alpha, reduction)

@@ -38,6 +38,7 @@ __all__ = [
     "MadNormalized",
     "Moments",
     "ScaleShift",
+    "kept_count",
     "kth_smallest",
     "lower_median",
     "lsq_rows",
@@ -50,6 +51,7 @@ __all__ = [
     "moments",
     "row_mean",
     "trimmed_mean_rows",
+    "trimmed_sum_rows",
 ]
 
 
@@ -243,21 +245,47 @@ def masked_median(x: Tensor, mask: Optional[Tensor] = None, *, scope: Scope = "i
 _TRIM_DENOMINATOR = 1_000_000
 
 
-def trimmed_mean_rows(r: Tensor, valid: Tensor, count: Tensor, trim: float) -> Tensor:
-    """Mean of the ``k = n - floor(trim * n)`` smallest valid values of each ``(G, N)`` row.
+class Trimmed(NamedTuple):
+    """Per-row sum of the ``keep`` smallest valid values, and ``keep``."""
 
-    Exact with ties: the values below the cut-off ``tau`` (the ``k``-th smallest) are summed
-    and the remaining ``k - #{r < tau}`` slots hold ``tau``. Rows without valid entries give 0.
+    kept_sum: Tensor
+    keep: Tensor
+
+
+def kept_count(count: Tensor, trim: float, rounding: str = "ceil") -> Tensor:
+    """How many of ``count`` values a trim of ``trim`` keeps.
+
+    ``"ceil"`` (depthloss): ``n - floor(trim * n)``, exact with ``trim`` to 6 decimal places, at
+    least 1 for a non-empty row. ``"floor"`` (the MiDaS and Video Depth Anything code):
+    ``floor((1 - trim) * n)`` in float64 arithmetic, as Python's ``int(n * (1 - trim))``
+    (it may keep 0 values, or one fewer than ``"ceil"``, e.g. 62 of 90 at trim 0.3).
     """
-    if trim == 0.0:
-        return safe_div(torch.where(valid, r, 0.0).sum(dim=-1), count.to(r.dtype))
+    if rounding == "floor":
+        return torch.floor(count.to(torch.float64) * (1.0 - trim)).to(count.dtype)
     # never round up to trim = 1: every non-empty row keeps at least one value
     trim_num = min(round(trim * _TRIM_DENOMINATOR), _TRIM_DENOMINATOR - 1)
-    keep = count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
+    return count - torch.div(count * trim_num, _TRIM_DENOMINATOR, rounding_mode="floor")
+
+
+def trimmed_sum_rows(r: Tensor, valid: Tensor, count: Tensor, trim: float, rounding: str = "ceil") -> Trimmed:
+    """Sum of the ``keep`` smallest valid values of each ``(G, N)`` row (:func:`kept_count`).
+
+    Exact with ties: the values below the cut-off ``tau`` (the ``keep``-th smallest) are summed
+    and the remaining ``keep - #{r < tau}`` slots hold ``tau``. Rows without valid entries give 0.
+    """
+    if trim == 0.0:
+        return Trimmed(torch.where(valid, r, 0.0).sum(dim=-1), count)
+    keep = kept_count(count, trim, rounding)
     tau = kth_smallest(r, valid, keep)
     below = valid & (r < tau.unsqueeze(-1))
     kept = torch.where(below, r, 0.0).sum(dim=-1) + (keep - below.sum(dim=-1)).to(r.dtype) * tau
-    return safe_div(kept, keep.to(r.dtype))
+    return Trimmed(kept, keep)
+
+
+def trimmed_mean_rows(r: Tensor, valid: Tensor, count: Tensor, trim: float) -> Tensor:
+    """Mean of the ``k = n - floor(trim * n)`` smallest valid values of each ``(G, N)`` row (0 for empty rows)."""
+    t = trimmed_sum_rows(r, valid, count, trim)
+    return safe_div(t.kept_sum, t.keep.to(r.dtype))
 
 
 # -- median / MAD normalization ---------------------------------------------------------------
@@ -269,12 +297,18 @@ class MadNormalized(NamedTuple):
     scale: Tensor
 
 
-def mad_rows(x: Tensor, valid: Tensor, count: Tensor, eps: float) -> MadNormalized:
+def mad_rows(x: Tensor, valid: Tensor, count: Tensor, eps: float, median_over: str = "valid") -> MadNormalized:
     """``(x - median) / max(mean|x - median|, eps)`` per ``(G, N)`` row over the valid entries.
 
-    ``x_hat`` is 0 at invalid entries, whatever ``x`` holds there.
+    ``x_hat`` is 0 at invalid entries, whatever ``x`` holds there. ``median_over="all-pixels"``
+    reproduces the MiDaS / Video Depth Anything code: the median of every pixel of the row with
+    the invalid ones read as 0 (the MAD stays over the valid entries).
     """
-    shift = lower_median(x, valid, count)
+    if median_over == "all-pixels":
+        everything = torch.ones_like(valid)
+        shift = lower_median(torch.where(valid, x, 0.0), everything, everything.sum(dim=-1))
+    else:
+        shift = lower_median(x, valid, count)
     centred = torch.where(valid, x - shift.unsqueeze(-1), 0.0)
     mad = safe_div(centred.abs().sum(dim=-1), count.to(x.dtype))
     scale = mad.clamp(min=eps)

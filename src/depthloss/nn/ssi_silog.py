@@ -68,7 +68,9 @@ class SSISilogLoss(DepthLoss):
             None,
             self.scope,
         )
-        loss = reduce_images(self.ssi_weight * terms.ssi + self.silog_weight * terms.silog, terms.n_valid, self.reduction)
+        loss = reduce_images(
+            self.ssi_weight * terms.ssi + self.silog_weight * terms.silog, terms.n_valid, self.reduction
+        )
         metrics = {
             "ssi_component": reduce_images(terms.ssi, terms.n_valid, "mean"),
             "silog_component": reduce_images(terms.silog, terms.n_valid, "mean"),

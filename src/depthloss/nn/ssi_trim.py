@@ -7,8 +7,8 @@ from typing import Any
 from torch import Tensor
 
 import depthloss.functional as DF
-from depthloss._checks import check_float
 from depthloss.functional.image import DataAndGradient, Operator
+from depthloss.functional.ssi_mae import MedianOver, TrimDenominator, TrimRounding, TrimScope, check_trim_args
 from depthloss.functional.ssi_trim import ssi_trim_terms
 from depthloss.nn.midas import DataPlusGradientLoss
 from depthloss.registry import register_loss
@@ -26,6 +26,9 @@ class SSITrimLoss(DataPlusGradientLoss):
         scales: gradient-matching levels (default 4).
         operator: ``"diff"`` (MiDaS, default) or ``"sobel"``.
         eps: lower bound on MAD scales (default 1e-6).
+        data_scale, trim_denominator, trim_scope, trim_rounding, median_over: the options of
+            :func:`~depthloss.functional.ssi_mae` that reproduce the MiDaS paper and code
+            (defaults: depthloss's per-image trimmed mean).
         **kwargs: :class:`DepthLoss` arguments (``input_space``, required).
 
     Metrics: ``data``, ``grad``, ``loss``.
@@ -42,11 +45,21 @@ class SSITrimLoss(DataPlusGradientLoss):
         scales: int = 4,
         operator: Operator = "diff",
         eps: float = 1e-6,
+        data_scale: float = 1.0,
+        trim_denominator: TrimDenominator = "kept",
+        trim_scope: TrimScope = "image",
+        trim_rounding: TrimRounding = "ceil",
+        median_over: MedianOver = "valid",
         **kwargs: Any,
     ) -> None:
-        super().__init__(alpha=alpha, scales=scales, operator=operator, **kwargs)
-        self.trim = check_float("trim", trim, low=0.0, high=1.0, high_inclusive=False)
-        self.eps = check_float("eps", eps, low=0.0, low_inclusive=False)
+        super().__init__(alpha=alpha, scales=scales, operator=operator, data_scale=data_scale, **kwargs)
+        check_trim_args(trim, eps, data_scale, trim_denominator, trim_scope, trim_rounding, median_over)
+        self.trim, self.eps = float(trim), float(eps)
+        self.trim_denominator, self.trim_scope = trim_denominator, trim_scope
+        self.trim_rounding, self.median_over = trim_rounding, median_over
 
     def terms(self, pred: Tensor, target: Tensor, mask: Tensor) -> DataAndGradient:
-        return ssi_trim_terms(pred, target, mask, self.trim, self.scales, self.operator, self.eps, self.scope)
+        return ssi_trim_terms(
+            pred, target, mask, self.trim, self.scales, self.operator, self.eps, self.scope, self.data_scale,
+            self.trim_denominator, self.trim_scope, self.trim_rounding, self.median_over,
+        )  # fmt: skip
