@@ -1,10 +1,10 @@
 """Exact k-th smallest selection on the CPU: NumPy's introselect over each row's valid entries.
 
-Accelerates :func:`depthloss.functional.statistics.kth_smallest` and
-:func:`~depthloss.functional.statistics.lower_median` (medians, MADs, trims). The reference
-sorts every row (or runs ``torch.nanmedian`` over all of it); this operator gathers each
-row's valid entries and partitions only those, which is what makes it fast on sparse
-(LiDAR) masks. It returns positions, so the value is still gathered from the input by the
+Accelerates :func:`depthloss.functional.statistics.kth_smallest` (the trims of ``ssi_mae``,
+``ssi-trim`` and the Depth Pro / video losses). The reference sorts every row (``O(N log N)``
+over all pixels); this operator gathers each row's valid entries and partitions only those
+(``O(n)``). Medians are not routed here: ``torch.nanmedian`` (the reference of
+:func:`~depthloss.functional.statistics.lower_median`) is as fast or faster on the CPU. It returns positions, so the value is still gathered from the input by the
 reference code and the gradient is the same one-hot gradient. A registered custom operator
 with a fake kernel: ``torch.compile`` keeps it in the graph as one opaque node.
 """
@@ -58,6 +58,6 @@ if hasattr(torch.library, "custom_op"):  # torch >= 2.4; older versions run the 
             fn=kth_smallest_index,
             devices=("cpu",),
             compile_aware=True,
-            reference="depthloss.functional.statistics.kth_smallest / lower_median",
+            reference="depthloss.functional.statistics.kth_smallest",
         )
     )

@@ -6,9 +6,9 @@ image over that image's valid pixels (``scope="batch"``: over the pooled batch).
 and are what the losses call.
 
 Order statistics are exact and differentiable: the selected element is gathered from the
-input, so its gradient is one-hot (like ``torch.median``). The reference selection is
-``torch.nanmedian`` for medians and a sort for other ranks; the CPU has a faster exact
-selection behind :mod:`depthloss._accel`.
+input, so its gradient is one-hot (like ``torch.median``). Medians use ``torch.nanmedian``;
+other ranks (trims) sort each row, and on the CPU an exact selection over each row's valid
+entries replaces the sort (:mod:`depthloss._accel`).
 """
 
 from __future__ import annotations
@@ -194,11 +194,8 @@ def lower_median(x: Tensor, valid: Tensor, count: Tensor) -> Tensor:
     """Per-row lower median of the valid entries of ``(G, N)`` rows (rank ``(n + 1) // 2``); 0 for empty rows."""
     if x.shape[-1] == 0:
         return x.sum(dim=-1)
-    fast = _accel.lookup("kth_smallest_index", x)
-    if fast is not None:
-        index = fast(x.detach(), valid, (count + 1) // 2)
-    else:  # NaN marks the entries to ignore; nanmedian is the lower median of the rest
-        index = torch.nanmedian(torch.where(valid, x.detach(), torch.nan), dim=-1).indices
+    # NaN marks the entries to ignore; nanmedian is the lower median of the rest
+    index = torch.nanmedian(torch.where(valid, x.detach(), torch.nan), dim=-1).indices
     return _gathered(x, index, count > 0)
 
 
