@@ -64,17 +64,29 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--loss", default="ssi-silog", help="registered loss name (default: ssi-silog)")
     parser.add_argument("--steps", type=int, default=50, help="optimizer steps (default: 50)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per rank and step (default: 4)")
-    parser.add_argument("--scope", choices=("image", "batch", "global"), default="image",
-                        help="statistics per image, per local batch or over all ranks (default: image)")
+    parser.add_argument(
+        "--scope",
+        choices=("image", "batch", "global"),
+        default="image",
+        help="statistics per image, per local batch or over all ranks (default: image)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the scenes and the initial weights (default: 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cpu (gloo) or cuda (nccl, one GPU per process) (default: cpu)")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cpu (gloo) or cuda (nccl, one GPU per process) (default: cpu)",
+    )
     parser.add_argument("--scenes-per-rank", type=int, default=64, help="training scenes per rank (default: 64)")
     parser.add_argument("--height", type=int, default=96, help="image height (default: 96)")
     parser.add_argument("--width", type=int, default=160, help="image width (default: 160)")
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (default: 2e-3)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads per process (default: torch's; torchrun sets OMP_NUM_THREADS=1)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per process (default: torch's; torchrun sets OMP_NUM_THREADS=1)",
+    )
     args = parser.parse_args(argv)
     for flag in ("steps", "batch_size", "scenes_per_rank", "height", "width", "threads"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -82,7 +94,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda needs a CUDA build of torch and a visible GPU")
     try:  # fail before any process group exists: unknown name, or a scope the loss lacks
-        args.criterion = SupervisedLoss(args.loss, num_scales=4, scope=args.scope)
+        # the network predicts inverse depth (TinyDepthNet): say so, input_space is required
+        args.criterion = SupervisedLoss(args.loss, num_scales=4, scope=args.scope, input_space="inverse")
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     return args

@@ -9,15 +9,21 @@ kernel's docstring literally:
   each image (boolean indexing ``x[mask]`` is fine here), or over the whole batch pooled
   as one group for ``scope="batch"``;
 - reductions: ``"mean"`` averages the per-image values over images with at least one valid
-  pixel (0 if there is none), ``"sum"`` sums them, ``"none"`` returns ``(B,)``; under
+  pixel (0 if there is none), ``"pixel-mean"`` weights each image by its valid pixels,
+  ``"sum"`` sums them, ``"none"`` returns ``(B,)``; under
   ``scope="batch"`` the single pooled value is returned for ``"mean"`` and ``"sum"`` and
   ``"none"`` is an error;
 - a group without valid pixels (or with zero total weight) has value 0;
 - medians are lower medians: the element of rank ``(n - 1) // 2`` (0-based) of the sorted
   valid values (``torch.median``'s convention).
 
+The composite losses (``ssi_silog``, ``enhanced_ssi``, ``progressive_ssi``, ``ssi_trim``,
+``midas``, ``scale_adaptive``, ``near_field_ssi_silog``) are written from the formulas in the
+README's Losses table and DESIGN §4 (and their docstrings' definitions), one image at a
+time with Python floats, never by calling a building block of the library.
+
 Only hyper-parameter *semantics* are implemented here; input validation is tested in
-``test_validation.py``.
+``test_validation.py`` and the per-loss files.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ __all__ = [
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
+    "enhanced_ssi",
     "gradient_matching",
     "inv_to_depth",
     "l1",
@@ -44,8 +51,12 @@ __all__ = [
     "masked_mean",
     "masked_median",
     "masked_var",
+    "midas",
     "mse",
+    "near_field_ssi_silog",
     "near_field_weights",
+    "progressive_ssi",
+    "scale_adaptive",
     "scale_weights",
     "schedule",
     "silog",
@@ -54,6 +65,8 @@ __all__ = [
     "ssi",
     "ssi_lsq",
     "ssi_mae",
+    "ssi_silog",
+    "ssi_trim",
 ]
 
 Group = Tuple[Tensor, ...]
@@ -100,6 +113,9 @@ def _reduce(values: Sequence[float], counts: Sequence[int], reduction: str, scop
         return torch.tensor([float(v) for v in values], dtype=torch.float64)
     if reduction == "sum":
         return torch.tensor(math.fsum(float(v) for v in values), dtype=torch.float64)
+    if reduction == "pixel-mean":  # images weighted by their valid pixels
+        total = sum(counts)
+        return torch.tensor(math.fsum(float(v) * n for v, n in zip(values, counts)) / max(total, 1), dtype=torch.float64)
     kept = [float(v) for v, n in zip(values, counts) if n > 0]
     mean = math.fsum(kept) / len(kept) if kept else 0.0
     return torch.tensor(mean, dtype=torch.float64)
@@ -388,26 +404,89 @@ def _kept_count(n: int, trim: float) -> int:
     return n - math.floor(Fraction(repr(float(trim))) * n)
 
 
+def _trimmed(
+    p: Tensor,
+    g: Tensor,
+    m: Tensor,
+    trim: float,
+    eps: float,
+    trim_scope: str,
+    trim_rounding: str,
+    median_over: str,
+    scope: str,
+) -> Tuple[Tensor, List[float], List[float]]:
+    """The normalized residual map ``p̂ - ĝ`` and, per group, the kept sum of ``|p̂ - ĝ|`` and the kept count.
+
+    ``p̂, ĝ``: shifted by the lower median (of the valid values, or with ``median_over=
+    "all-pixels"`` of every pixel, invalid ones read as 0) and divided by ``max(MAD, eps)``
+    (MAD over the valid values). Kept: the ``k`` smallest, ``k = n - floor(trim·n)`` (``"ceil"``)
+    or ``floor((1 - trim)·n)`` (``"floor"``), per group; ``trim_scope="batch"`` takes one cut
+    ``tau`` (the ``k``-th smallest of the whole batch) and shares the slots left at ``tau``
+    equally among the values equal to it.
+    """
+    residual = torch.zeros_like(p)
+    groups = _group_indices(scope, p.shape[0])
+    for images in groups:
+        pv, gv = _valid_values(p, m, images), _valid_values(g, m, images)
+        if not pv:
+            continue
+        if median_over == "all-pixels":
+            pm = _lower_median(torch.cat([torch.where(m[b], p[b], 0.0).reshape(-1) for b in images]))
+            gm = _lower_median(torch.cat([torch.where(m[b], g[b], 0.0).reshape(-1) for b in images]))
+        else:
+            pm, gm = _lower_median(torch.tensor(pv, dtype=torch.float64)), _lower_median(torch.tensor(gv, dtype=torch.float64))
+        ps = max(math.fsum(abs(x - pm) for x in pv) / len(pv), eps)
+        gs = max(math.fsum(abs(x - gm) for x in gv) / len(gv), eps)
+        for b in images:
+            residual[b][m[b]] = (p[b][m[b]] - pm) / ps - (g[b][m[b]] - gm) / gs
+    per_group = [sorted(_valid_values(residual.abs(), m, images)) for images in groups]
+
+    def keep(n: int) -> int:
+        return _kept_count(n, trim) if trim_rounding == "ceil" else math.floor(n * (1.0 - trim))
+
+    if trim_scope == "batch" and trim > 0:
+        everything = sorted(_valid_values(residual.abs(), m, range(p.shape[0])))
+        k = keep(len(everything))
+        if k == 0:
+            return residual, [0.0] * len(groups), [0.0] * len(groups)
+        tau = everything[k - 1]
+        below = sum(1 for x in everything if x < tau)
+        ties = sum(1 for x in everything if x == tau)
+        share = (k - below) / ties
+        sums = [math.fsum(x for x in r if x < tau) + share * tau * sum(1 for x in r if x == tau) for r in per_group]
+        kept = [sum(1 for x in r if x < tau) + share * sum(1 for x in r if x == tau) for r in per_group]
+        return residual, sums, kept
+    ks = [keep(len(r)) for r in per_group]
+    return residual, [math.fsum(r[:k]) for r, k in zip(per_group, ks)], [float(k) for k in ks]
+
+
 def ssi_mae(
     pred: Tensor,
     target: Tensor,
     mask: Optional[Tensor] = None,
     trim: float = 0.2,
     eps: float = 1e-6,
+    data_scale: float = 1.0,
+    trim_denominator: str = "kept",
+    trim_scope: str = "image",
+    trim_rounding: str = "ceil",
+    median_over: str = "valid",
     *,
     reduction: str = "mean",
     scope: str = "image",
 ) -> Tensor:
-    """Mean of the ``k = n - floor(trim·n)`` smallest ``|p̂ - ĝ|`` (median/MAD-normalized, see ``mad_normalize``)."""
+    """``data_scale · (Σ of the kept |p̂ - ĝ|) / den``, ``den`` the kept count or the valid count.
 
-    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
-        pm, ps = _mad(p, eps)
-        gm, gs = _mad(g, eps)
-        residuals = sorted(((p - pm) / ps - (g - gm) / gs).abs().tolist())
-        k = _kept_count(len(residuals), trim)
-        return math.fsum(residuals[:k]) / k
-
-    return _loss(value, pred, target, mask, None, reduction, scope)
+    See :func:`_trimmed`; ``"pixel-mean"`` divides the batch's kept sums by its denominators.
+    """
+    p, g, m = _images(pred), _images(target), _mask_images(mask, pred)
+    _, sums, kept = _trimmed(p, g, m, trim, eps, trim_scope, trim_rounding, median_over, scope)
+    counts = [sum(int(m[b].sum()) for b in images) for images in _group_indices(scope, p.shape[0])]
+    dens = kept if trim_denominator == "kept" else [float(n) for n in counts]
+    if reduction == "pixel-mean":
+        return torch.tensor(data_scale * math.fsum(sums) / sum(dens) if sum(dens) > 0 else 0.0, dtype=torch.float64)
+    values = [data_scale * s / d if d > 0 else 0.0 for s, d in zip(sums, dens)]
+    return _reduce_per_image(values, _counts(m), reduction, scope)
 
 
 def ssi_lsq(
@@ -699,3 +778,435 @@ def inv_to_depth(inv_depth: Tensor, eps: float = 1e-6, min_depth: Optional[float
         d = 1.0 / max(v, eps)
         out.append(_clamp(d, min_depth, max_depth) if (d > 0 or min_depth) else 0.0)
     return torch.tensor(out, dtype=torch.float64).reshape(x.shape)
+
+
+# --------------------------------------------------------------------------------------------
+# composite losses (README "Losses", DESIGN §4), one image (or the pooled batch) at a time
+# --------------------------------------------------------------------------------------------
+
+
+def _clamp_progress(progress: Union[float, Tensor]) -> float:
+    return min(max(float(progress), 0.0), 1.0)
+
+
+def _group_indices(scope: str, batch: int) -> List[List[int]]:
+    """The images of each group: one group per image, or one group holding the whole batch."""
+    return [list(range(batch))] if scope == "batch" else [[b] for b in range(batch)]
+
+
+def _valid_values(x: Tensor, m: Tensor, images: Sequence[int]) -> List[float]:
+    """The valid values of ``images`` (``(B, H, W)`` float64 and bool), row-major, image after image."""
+    out: List[float] = []
+    for b in images:
+        out.extend(x[b][m[b]].tolist())
+    return out
+
+
+def _counts(m: Tensor) -> List[int]:
+    return [int(m[b].sum()) for b in range(m.shape[0])]
+
+
+def _moments(x: Sequence[float], w: Optional[Sequence[float]] = None) -> Tuple[float, float, float]:
+    """``(Σw, E_w[x], E_w[x²])``; the means are 0 when ``Σw = 0``."""
+    w = [1.0] * len(x) if w is None else list(w)
+    sw = math.fsum(w)
+    if sw <= 0:
+        return sw, 0.0, 0.0
+    return sw, math.fsum(a * b for a, b in zip(w, x)) / sw, math.fsum(a * b * b for a, b in zip(w, x)) / sw
+
+
+def _ssi_value(d: Sequence[float], alpha: float, w: Optional[Sequence[float]] = None) -> float:
+    """The seed's SSI ``var_w(d) + alpha · mean_w(d)²`` (population variance, centred)."""
+    sw, mean, _ = _moments(d, w)
+    if sw <= 0:
+        return 0.0
+    w = [1.0] * len(d) if w is None else list(w)
+    var = math.fsum(a * (x - mean) ** 2 for a, x in zip(w, d)) / sw
+    return var + alpha * mean * mean
+
+
+def _silog_value(g: Sequence[float], ratio: float, ratio2: float, eps: float = 1e-8, w: Optional[Sequence[float]] = None) -> float:
+    """``ratio · sqrt(max(E_w[g²] - ratio2 · E_w[g]², 0) + eps)``; 0 without values."""
+    sw, mean, second = _moments(g, w)
+    if sw <= 0 or not g:
+        return 0.0
+    w = [1.0] * len(g) if w is None else list(w)
+    var = math.fsum(a * (x - mean) ** 2 for a, x in zip(w, g)) / sw  # E[g²] - E[g]², never negative
+    return ratio * math.sqrt(max(var + (1.0 - ratio2) * mean * mean, 0.0) + eps)
+
+
+def _depth_of_inverse(rho: float, min_depth: Optional[float], max_depth: Optional[float]) -> float:
+    """Depth ``z = 1 / ρ`` clamped to ``[min_depth, max_depth]`` (and to at most 1e6: ``ρ >= 1e-6``)."""
+    z = 1.0 / max(rho, 1e-6)
+    return _clamp(z, min_depth or None, max_depth)
+
+
+def _reduce_per_image(values: Sequence[float], counts: Sequence[int], reduction: str, scope: str) -> Tensor:
+    if scope == "batch":
+        return _reduce([values[0]], [sum(counts)], reduction, scope)
+    return _reduce(values, counts, reduction, scope)
+
+
+def ssi_silog(
+    pred_inv: Tensor,
+    target_inv: Tensor,
+    mask: Optional[Tensor] = None,
+    alpha: float = 0.85,
+    silog_ratio: float = 10.0,
+    silog_ratio2: float = 0.85,
+    ssi_weight: float = 0.7,
+    silog_weight: float = 0.3,
+    min_depth: Optional[float] = None,
+    max_depth: Optional[float] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``ssi_weight · (var(d) + alpha · mean(d)²) + silog_weight · r sqrt(E[g²] - r2 E[g]² + 1e-8)``.
+
+    ``d = ρ_pred - ρ_target`` on inverse depth, ``g = log z_pred - log z_target`` on depth
+    ``z = 1/ρ`` clamped to ``[min_depth, max_depth]``; weighted moments in both terms.
+    """
+
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        ps, gs, ws = p.tolist(), g.tolist(), w.tolist()
+        d = [a - b for a, b in zip(ps, gs)]
+        e = [math.log(_depth_of_inverse(a, min_depth, max_depth)) - math.log(_depth_of_inverse(b, min_depth, max_depth)) for a, b in zip(ps, gs)]
+        return ssi_weight * _ssi_value(d, alpha, ws) + silog_weight * _silog_value(e, silog_ratio, silog_ratio2, w=ws)
+
+    return _loss(value, pred_inv, target_inv, mask, weights, reduction, scope)
+
+
+def _ssi_l1(
+    pred: Tensor, target: Tensor, mask: Optional[Tensor], alpha: float, w_ssi: float, w_l1: float, reduction: str, scope: str
+) -> Tensor:
+    def value(p: Tensor, g: Tensor, w: Tensor) -> float:
+        d = (p - g).tolist()
+        return w_ssi * _ssi_value(d, alpha) + w_l1 * math.fsum(abs(x) for x in d) / len(d)
+
+    return _loss(value, pred, target, mask, None, reduction, scope)
+
+
+def enhanced_ssi(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    progress: Union[float, Tensor] = 0.0,
+    alpha: float = 0.85,
+    ssi_weight: float = 0.8,
+    l1_weight: float = 0.2,
+    adaptive_weighting: bool = True,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``w_ssi · SSI + w_l1 · L1``, ``(w_ssi, w_l1) ∝ (ssi_weight + 0.1(1 - p), l1_weight + 0.1 p)``.
+
+    Normalized to sum 1; without ``adaptive_weighting`` the base weights as given.
+    """
+    p = _clamp_progress(progress)
+    if adaptive_weighting:
+        a, b = ssi_weight + 0.1 * (1.0 - p), l1_weight + 0.1 * p
+        a, b = a / (a + b), b / (a + b)
+    else:
+        a, b = ssi_weight, l1_weight
+    return _ssi_l1(pred, target, mask, alpha, a, b, reduction, scope)
+
+
+def progressive_ssi(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    progress: Union[float, Tensor] = 0.0,
+    alpha: float = 0.85,
+    ssi_weight_start: float = 0.9,
+    ssi_weight_end: float = 0.7,
+    l1_weight_start: float = 0.1,
+    l1_weight_end: float = 0.3,
+    weight_schedule: str = "linear",
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``w_ssi(p) · SSI + w_l1(p) · L1`` with each weight ``schedule(p, kind, start, end)``, normalized to sum 1."""
+    a = schedule(progress, weight_schedule, ssi_weight_start, ssi_weight_end)
+    b = schedule(progress, weight_schedule, l1_weight_start, l1_weight_end)
+    return _ssi_l1(pred, target, mask, alpha, a / (a + b), b / (a + b), reduction, scope)
+
+
+def _group_counts(m: Tensor, scope: str) -> List[int]:
+    return [sum(int(m[b].sum()) for b in images) for images in _group_indices(scope, m.shape[0])]
+
+
+def _data_plus_gradient(
+    data_sums: Sequence[float],
+    data_dens: Sequence[float],
+    residual: Tensor,
+    m: Tensor,
+    scales: int,
+    operator: str,
+    alpha: float,
+    reduction: str,
+    scope: str,
+) -> Tensor:
+    """``data + alpha · grad`` from per-group data sums and denominators and the residual map."""
+    if reduction == "pixel-mean":  # every term and gradient level pooled over the batch
+        total = sum(data_dens)
+        data = math.fsum(data_sums) / total if total > 0 else 0.0
+        grad = float(gradient_matching(residual, m, scales, operator, scope="batch"))
+        return torch.tensor(data + alpha * grad, dtype=torch.float64)
+    grads = gradient_matching(residual, m, scales, operator, reduction="none" if scope == "image" else "mean", scope=scope)
+    values = [s / d + alpha * g if d > 0 else 0.0 for s, d, g in zip(data_sums, data_dens, grads.reshape(-1).tolist())]
+    return _reduce_per_image(values, _counts(m), reduction, scope)
+
+
+def midas(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    alpha: float = 0.5,
+    scales: int = 4,
+    operator: str = "diff",
+    data_scale: float = 1.0,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``data_scale · mean (s·p + t - g)² + alpha · Σ_s G_s(s·p + t - g)``, ``(s, t)`` the least-squares fit.
+
+    One fit per image (the pooled batch under ``scope="batch"``); ``G_s`` is the gradient
+    term of :func:`gradient_matching` on the aligned residual (0 at invalid pixels).
+    ``reduction="pixel-mean"`` (MiDaS's "batch-based"): each term and gradient level summed over
+    the batch and divided by the batch's counts.
+    """
+    p, g, m = _images(pred), _images(target), _mask_images(mask, pred)
+    residual = torch.zeros_like(p)
+    data: List[float] = []
+    for images in _group_indices(scope, p.shape[0]):
+        pv, gv = _valid_values(p, m, images), _valid_values(g, m, images)
+        if not pv:
+            data.append(0.0)
+            continue
+        s, t = _lsq(torch.tensor(pv, dtype=torch.float64), torch.tensor(gv, dtype=torch.float64), torch.ones(len(pv), dtype=torch.float64))
+        for b in images:
+            residual[b][m[b]] = s * p[b][m[b]] + t - g[b][m[b]]
+        r = [s * a + t - c for a, c in zip(pv, gv)]
+        data.append(data_scale * math.fsum(x * x for x in r))
+    return _data_plus_gradient(data, [float(n) for n in _group_counts(m, scope)], residual, m, scales, operator, alpha, reduction, scope)
+
+
+def ssi_trim(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    trim: float = 0.2,
+    alpha: float = 0.5,
+    scales: int = 4,
+    operator: str = "diff",
+    eps: float = 1e-6,
+    data_scale: float = 1.0,
+    trim_denominator: str = "kept",
+    trim_scope: str = "image",
+    trim_rounding: str = "ceil",
+    median_over: str = "valid",
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """:func:`ssi_mae`'s data term ``+ alpha · Σ_s G_s(p̂ - ĝ)`` (median/MAD-normalized maps).
+
+    ``G_s`` as in :func:`gradient_matching` on the normalized residual; ``"pixel-mean"`` pools
+    each term and level over the batch.
+    """
+    p, g, m = _images(pred), _images(target), _mask_images(mask, pred)
+    residual, sums, kept = _trimmed(p, g, m, trim, eps, trim_scope, trim_rounding, median_over, scope)
+    dens = kept if trim_denominator == "kept" else [float(n) for n in _group_counts(m, scope)]
+    return _data_plus_gradient([data_scale * x for x in sums], dens, residual, m, scales, operator, alpha, reduction, scope)
+
+
+def _masked_block_mean(x: Tensor, m: Tensor, factor: int) -> Tensor:
+    """``(B, H, W)`` -> mean of the valid pixels of each ``factor x factor`` block (0 for blocks without one)."""
+    b_, h, w = x.shape
+    out = torch.zeros(b_, _out_size(h, factor), _out_size(w, factor), dtype=torch.float64)
+    for n in range(b_):
+        img, ml = x[n].tolist(), m[n].tolist()
+        for oi, oj, rows, cols in _blocks(h, w, factor):
+            vals = [img[i][j] for i in rows for j in cols if ml[i][j]]
+            if vals:
+                out[n, oi, oj] = math.fsum(vals) / len(vals)
+    return out
+
+
+def scale_adaptive(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    progress: Union[float, Tensor] = 0.0,
+    lambda_sg: float = 0.5,
+    num_scales: int = 4,
+    alpha_schedule: str = "linear",
+    alpha_start: float = 1.0,
+    alpha_end: float = 0.0,
+    scale_schedule: str = "linear",
+    gt_downsample: str = "mean",
+    eps: float = 1e-6,
+    scale_floor: float = 0.05,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``Σ_l w_l [(1 - λ) mean|R| + λ · sobel(R)]``, ``R = α(p̂ - ĝ) + (1 - α)(p - g)/s_g`` (README).
+
+    Level ``l`` of a factor-2 pyramid: the target and its mask pooled by
+    :func:`downsample_sparse` (``gt_downsample``), the prediction the mean of the valid pixels
+    of each block. Per image (or the pooled batch) at each level: ``p̂, ĝ`` MAD-normalized
+    (:func:`mad_normalize`), ``s_g = max(MAD_g, scale_floor · |med_g|)`` (``MAD_g`` floored at
+    ``eps``), ``α = schedule(progress, alpha_schedule, alpha_start, alpha_end)``. ``mean|R|``
+    and the Sobel term (``Σ |∂x R| + |∂y R|`` over full valid 3x3 windows) are divided by the
+    level's valid count; ``w = scale_weights(progress, num_scales, scale_schedule)``.
+    """
+    alpha = schedule(progress, alpha_schedule, alpha_start, alpha_end)
+    level_weights = scale_weights(progress, num_scales, scale_schedule).tolist()
+    p0, g0, m0 = _images(pred), _images(target), _mask_images(mask, pred)
+    groups = _group_indices(scope, p0.shape[0])
+    totals = [0.0] * len(groups)
+    for level in range(num_scales):
+        factor = 2**level
+        if level == 0:
+            p, g, m = p0, g0, m0
+        else:
+            g, m = downsample_sparse(g0, m0, factor, gt_downsample)
+            p = _masked_block_mean(p0, m0, factor)
+        for k, images in enumerate(groups):
+            pv, gv = _valid_values(p, m, images), _valid_values(g, m, images)
+            n = len(pv)
+            if n == 0:
+                continue
+            pm, ps = _mad(torch.tensor(pv, dtype=torch.float64), eps)
+            gm, gs = _mad(torch.tensor(gv, dtype=torch.float64), eps)
+            unit = max(gs, scale_floor * abs(gm))
+
+            def residual(a: float, c: float) -> float:
+                return alpha * ((a - pm) / ps - (c - gm) / gs) + (1.0 - alpha) * (a - c) / unit
+
+            l1 = math.fsum(abs(residual(a, c)) for a, c in zip(pv, gv)) / n
+            grad_sum = 0.0
+            for b in images:
+                pl, gl, ml = p[b].tolist(), g[b].tolist(), m[b].tolist()
+                r = [[residual(a, c) if ok else 0.0 for a, c, ok in zip(pr, gr, mr)] for pr, gr, mr in zip(pl, gl, ml)]
+                grad_sum += _level_sum(r, ml, "sobel")
+            totals[k] += level_weights[level] * ((1.0 - lambda_sg) * l1 + lambda_sg * grad_sum / n)
+    return _reduce_per_image(totals, _counts(m0), reduction, scope)
+
+
+def near_field_ssi_silog(
+    pred_inv: Tensor,
+    target_inv: Tensor,
+    mask: Optional[Tensor] = None,
+    progress: Union[float, Tensor] = 0.0,
+    weights: Optional[Tensor] = None,
+    alpha: float = 0.85,
+    silog_ratio: float = 10.0,
+    silog_ratio2: float = 0.85,
+    ssi_weight: float = 0.7,
+    silog_weight: float = 0.3,
+    near_threshold: float = 1.0,
+    near_weight: float = 5.0,
+    transition: float = 0.3,
+    weight_mode: str = "smooth",
+    ssi_weighting: str = "weighted-mean",
+    ssi_weight_norm: str = "fixed",
+    ssi_weight_mean: float = 1.75,
+    silog_weight_clamp: Tuple[float, float] = (0.7, 2.0),
+    ssi_weight_clamp: Tuple[float, float] = (0.5, 5.0),
+    threshold_schedule: Optional[str] = None,
+    threshold_start: float = 0.5,
+    threshold_end: float = 1.5,
+    combine: str = "sum",
+    split_weights: Tuple[float, float] = (0.7, 0.3),
+    grad_clip: Optional[float] = None,
+    min_depth: Optional[float] = None,
+    max_depth: Optional[float] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Near-field-weighted SSI-SILog (README / DESIGN §4), per image or over the pooled batch.
+
+    - ``w``: :func:`near_field_weights` of the target depth (threshold fixed, or
+      ``clamp(schedule(progress, ...), 0.3, 3)``), or the explicit ``weights``;
+    - SSI on inverse depth ``d``: weighted moments (``"weighted-mean"``), or the seed's
+      ``d · clamp(w / w̄, ssi_weight_clamp)`` with ``w̄`` = ``ssi_weight_mean`` or the batch's
+      mean weight (``"scaled-diff"``);
+    - SILog on depth: ``g · u``, ``u = clamp(sqrt(w) / mean sqrt(w), silog_weight_clamp)``;
+    - ``combine="split"``: unweighted SSI-SILog over near (``z < threshold``) and far pixels,
+      mixed by ``split_weights`` (one region alone when the other is empty);
+    - an explicit weight map that is negative or non-finite at a valid pixel of an image, and
+      any non-finite total, fall back to the unweighted SSI-SILog (the baseline).
+    ``grad_clip`` changes gradients only.
+    """
+    p, t, m = _images(pred_inv), _images(target_inv), _mask_images(mask, pred_inv)
+    wmap = None if weights is None else _images(weights)
+    if threshold_schedule is None:
+        threshold = float(near_threshold)
+    else:
+        threshold = min(max(schedule(progress, threshold_schedule, threshold_start, threshold_end), 0.3), 3.0)
+
+    def depth(rho: float) -> float:
+        return _depth_of_inverse(rho, min_depth, max_depth)
+
+    def ssi_silog_of(d: Sequence[float], e: Sequence[float]) -> float:
+        return ssi_weight * _ssi_value(d, alpha) + silog_weight * _silog_value(e, silog_ratio, silog_ratio2)
+
+    groups = _group_indices(scope, p.shape[0])
+    if ssi_weighting == "scaled-diff" and ssi_weight_norm == "batch":
+        all_t = _valid_values(t, m, range(p.shape[0]))
+        if wmap is not None:
+            all_w = _valid_values(wmap, m, range(p.shape[0]))
+        else:
+            z_all = torch.tensor([depth(x) for x in all_t], dtype=torch.float64)
+            all_w = near_field_weights(z_all, threshold, near_weight, transition, weight_mode).tolist()
+        w_bar = math.fsum(all_w) / len(all_w) if all_w else 1.0
+    else:
+        w_bar = ssi_weight_mean
+    values: List[float] = []
+    for images in groups:
+        pv, tv = _valid_values(p, m, images), _valid_values(t, m, images)
+        if not pv:
+            values.append(0.0)
+            continue
+        d = [a - b for a, b in zip(pv, tv)]
+        e = [math.log(depth(a)) - math.log(depth(b)) for a, b in zip(pv, tv)]
+        z_t = [depth(b) for b in tv]
+        baseline = ssi_silog_of(d, e)
+        if combine == "split":
+            near = [i for i, z in enumerate(z_t) if z < threshold]
+            far = [i for i, z in enumerate(z_t) if not z < threshold]
+            near_loss = ssi_silog_of([d[i] for i in near], [e[i] for i in near])
+            far_loss = ssi_silog_of([d[i] for i in far], [e[i] for i in far])
+            if near and far:
+                total = split_weights[0] * near_loss + split_weights[1] * far_loss
+            else:
+                total = near_loss if near else far_loss
+        else:
+            if wmap is None:
+                w = near_field_weights(torch.tensor(z_t, dtype=torch.float64), threshold, near_weight, transition, weight_mode).tolist()
+            else:
+                w = _valid_values(wmap, m, images)
+            if not all(math.isfinite(x) and x >= 0 for x in w):
+                values.append(baseline)
+                continue
+            if ssi_weighting == "weighted-mean":
+                ssi_term = _ssi_value(d, alpha, w)
+            else:
+                lo, hi = ssi_weight_clamp
+                ssi_term = _ssi_value([x * min(max(wi / w_bar, lo), hi) for x, wi in zip(d, w)], alpha)
+            roots = [math.sqrt(x) for x in w]
+            mean_root = max(math.fsum(roots) / len(roots), 1e-12)
+            lo, hi = silog_weight_clamp
+            u = [min(max(r / mean_root, lo), hi) for r in roots]
+            silog_term = _silog_value([a * b for a, b in zip(u, e)], silog_ratio, silog_ratio2)
+            total = ssi_weight * ssi_term + silog_weight * silog_term
+        values.append(total if math.isfinite(total) else baseline)
+    return _reduce_per_image(values, _counts(m), reduction, scope)
