@@ -89,7 +89,10 @@ class TinyDepthNet(nn.Module):
     is an extra input channel, so the network can use where a pixel is in the image (the
     height-in-the-image cue) without having to infer it from the zero padding. Each head maps
     a sigmoid to ``[1 / max_depth, 1 / min_depth]`` (the packnet-sfm / Monodepth2 disparity
-    parameterization). Outputs are returned finest first.
+    parameterization); the head biases start at the middle of that range in log depth,
+    ``sqrt(min_depth · max_depth)`` (4.5 m by default), so the untrained network predicts a
+    plausible depth rather than the inverse-depth midpoint (0.5 m). Outputs are returned
+    finest first.
 
     Args:
         channels: features per encoder level (4 values).
@@ -141,6 +144,13 @@ class TinyDepthNet(nn.Module):
             for conv in [*self.heads, self.refine[-1]]:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
+        else:  # start in the middle of the range in log depth, sqrt(min·max), not at 1/mean(1/depth)
+            middle = math.sqrt(min_depth * max_depth)
+            unit = (1.0 / middle - self.inv_min) / (self.inv_max - self.inv_min)
+            nn.init.constant_(self.heads[0].bias, 0.0)
+            for conv in self.heads:
+                nn.init.constant_(conv.bias, math.log(unit / (1.0 - unit)))
+            nn.init.zeros_(self.refine[-1].bias)
 
     def _to_inverse(self, logits: Tensor) -> Tensor:
         return self.inv_min + (self.inv_max - self.inv_min) * torch.sigmoid(logits)
@@ -181,7 +191,7 @@ class TinyDepthNet(nn.Module):
 class DemoConfig:
     """Settings of a demo run (the command-line flags)."""
 
-    steps: int = 800
+    steps: int = 1000
     batch_size: int = 8
     channels: Tuple[int, ...] = (8, 16, 32, 64)
     height: int = 64
