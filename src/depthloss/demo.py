@@ -147,7 +147,6 @@ class TinyDepthNet(nn.Module):
         else:  # start in the middle of the range in log depth, sqrt(min·max), not at 1/mean(1/depth)
             middle = math.sqrt(min_depth * max_depth)
             unit = (1.0 / middle - self.inv_min) / (self.inv_max - self.inv_min)
-            nn.init.constant_(self.heads[0].bias, 0.0)
             for conv in self.heads:
                 nn.init.constant_(conv.bias, math.log(unit / (1.0 - unit)))
             nn.init.zeros_(self.refine[-1].bias)
