@@ -204,7 +204,7 @@ def test_depth_is_z_depth_not_ray_length() -> None:
 
 def test_ground_plane_geometry() -> None:
     """Back-projected bottom rows (ground, when no object is in the way) lie on a plane
-    1.4-1.8 m from the camera: the documented camera height, through the intrinsics."""
+    1.5-1.7 m from the camera: the documented camera height, through the intrinsics."""
     b = make_scenes(16, 64, 192, seed=12, near_prob=0.0, dtype=torch.float64)
     k_inv = torch.linalg.inv(b.intrinsics[0])
     f64 = torch.float64
@@ -222,7 +222,7 @@ def test_ground_plane_geometry() -> None:
         if residual > 1e-6:  # an object in the bottom rows: not a single plane
             continue
         clean += 1
-        assert 1.4 - 1e-6 <= float((vh[-1] @ centre).abs()) <= 1.8 + 1e-6
+        assert 1.5 - 1e-6 <= float((vh[-1] @ centre).abs()) <= 1.7 + 1e-6
     assert clean >= 4
 
 
@@ -298,6 +298,38 @@ def test_near_field_objects() -> None:
     assert (near_px > 50).float().mean() >= 0.7
 
 
+def test_objects_stand_beyond_the_nearest_visible_ground() -> None:
+    """Without a near-field post nothing is closer than the ground in the bottom image row,
+    so every object's ground contact is in view (the height-in-the-image cue)."""
+    h, w = 64, 128
+    b = make_scenes(32, h, w, seed=21, near_prob=0.0)
+    f = b.intrinsics[0, 0, 0].item()
+    dy = (h - 1 - b.intrinsics[0, 1, 2].item()) / f  # bottom row's ray slope
+    pitch, roll = math.radians(2.5), math.radians(1.0)
+    # the nearest ground any camera of the documented range sees (lowest, most pitched, rolled)
+    slope = (dy + (w / 2 / f) * math.sin(roll)) * math.cos(pitch) + math.sin(pitch)
+    nearest_ground = 1.5 / slope
+    nearest = torch.where(b.valid, b.depth, torch.inf).amin(dim=(1, 2, 3))
+    assert (nearest >= 0.95 * nearest_ground).all(), (nearest.min(), nearest_ground)
+
+
+def test_near_post_width_tells_its_distance() -> None:
+    """The near-field post has a known width (15 cm): its apparent width is f·0.15/z."""
+    b = make_scenes(24, 64, 128, seed=22, near_prob=1.0)
+    f = b.intrinsics[0, 0, 0].item()
+    checked = 0
+    for i in range(b.depth.shape[0]):
+        row = b.depth[i, 0, 32]  # the middle row crosses the post
+        near = (row > 0) & (row < 1.25)
+        if near.sum() < 4:
+            continue
+        z = row[near].min().item()
+        expected = f * 0.15 / z
+        assert 0.75 * expected <= near.sum().item() <= 1.3 * expected + 2, (i, near.sum().item(), expected)
+        checked += 1
+    assert checked >= 18
+
+
 def test_near_prob_zero_and_default(scenes: SceneBatch) -> None:
     none = make_scenes(32, 64, 192, seed=13, near_prob=0.0)
     assert ((none.depth < 1.25) & none.valid).sum() == 0
@@ -334,7 +366,7 @@ def test_image_contrast_fades_with_distance(scenes: SceneBatch) -> None:
         if far.sum() >= 50 and near.sum() >= 50:
             ratios.append(float(lum[i][far].std() / lum[i][near].std()))
     assert len(ratios) >= 16
-    assert max(ratios) < 1.0 and float(np.median(ratios)) < 0.7
+    assert float(np.mean(np.array(ratios) < 1.0)) >= 0.9 and float(np.median(ratios)) < 0.7
 
 
 def test_sky_is_bluish(scenes: SceneBatch) -> None:

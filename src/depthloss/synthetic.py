@@ -6,30 +6,38 @@ against ground truth without downloading a dataset.
 
 Scene model
 -----------
+The scenes are built so that depth can be *learned from the image* by a small network, from
+the cues real photographs carry (never from depth painted into the colours):
+
 - **Camera.** A pinhole camera with square pixels, focal length ``f = 0.58 · max(H, W)``
   pixels (KITTI's ratio: a 96×320 image sees about 81° horizontally and 29° vertically)
   and the principal point at the image centre, ``c = ((W − 1) / 2, (H − 1) / 2)``
-  (OpenCV convention: pixel ``(u, v)`` has its centre at integer coordinates). Per scene
-  the camera stands 1.4-1.8 m above the ground, pitched 0-4° down and rolled ±1.5°.
-- **Ground.** An infinite plane textured with a checkerboard (cell size 0.5-2 m, random
-  orientation and colours) in world coordinates, so its apparent frequency grows with
-  distance; the checker fades to its mean colour where a pixel covers more than a cell
-  (what a mip-mapped texture does), which is itself a texture-gradient depth cue.
-- **Objects.** Up to 5 boxes (random size, yaw and colour; at least one) and up to 4
-  spheres resting on the ground, whose nearest point is 2.5 m to
-  ``max(3, 0.6 · max_depth)`` m away horizontally (log-uniform, so every octave of
-  distance is equally populated), spread across 90 % of the horizontal field of view.
-  With probability ``near_prob`` a *near-field* object takes the place of the first box
-  or sphere, placed so that its closest point is ``near_range`` (default 0.3-1.0 m) from
-  the camera: either a thin pillar standing on the ground and reaching above the camera,
-  or a small floating sphere, both in the middle half of the view. Objects may overlap;
-  the scene is their union.
+  (OpenCV convention: pixel ``(u, v)`` has its centre at integer coordinates). The camera
+  is mounted like a car's: 1.5-1.7 m above the ground, pitched 0.5-2.5° down and rolled
+  ±1°, so the image row of a ground point tells its distance (*ground-plane perspective*).
+- **Ground.** An infinite plane textured with a checkerboard of a known size (cells
+  0.9-1.1 m, random orientation and colours) in world coordinates, so its apparent
+  frequency grows with distance; the checker fades to its mean colour where a pixel covers
+  more than a cell (what a mip-mapped texture does): a *texture-gradient* cue.
+- **Objects.** Up to 5 boxes (half sizes 0.3-1.5 × 0.4-1.2 × 0.3-1.5 m, random yaw and
+  colour; at least one) and up to 4 spheres (radius 0.3-1 m) resting on the ground. Their
+  nearest point is log-uniform (every octave of distance equally populated) between
+  ``1.15 ×`` the nearest ground the camera sees (at least 2.5 m) and
+  ``max(3, 0.6 · max_depth)`` m, so the row where an object touches the ground is in view
+  (*height in the image*), spread across 90 % of the horizontal field of view. Objects
+  carry a solid checker of 0.5 m cells (*texture density*, faded like the ground's) and
+  hide what is behind them (*occlusion*). With probability ``near_prob`` a *near-field*
+  object takes the place of the first box: a post of a known size (15 cm square, facing the
+  camera within ±5°, from the ground to above the camera, with a 4 cm checker) whose
+  closest point is ``near_range`` (default 0.3-1.0 m) from the camera, in the middle half of
+  the view: its apparent width and texture density tell its distance (*known size*).
+  Objects may overlap; the scene is their union.
 - **Appearance.** Lambertian shading from a random sun direction (elevation 20-65°) with
   cast shadows from the objects, a hemispherical ambient term, distinct per-object
-  albedos, exponential fog towards a per-scene haze colour (visibility 40-120 m, so far
-  surfaces fade into the haze), a sky gradient from the haze colour at the horizon to
-  blue at the zenith, and Gaussian sensor noise (σ = 0.01). The image is clamped to
-  [0, 1].
+  albedos, exponential fog towards a per-scene haze colour (visibility 50-100 m, so far
+  surfaces fade into the haze: *aerial perspective*), a sky gradient from the haze colour
+  at the horizon to blue at the zenith, and Gaussian sensor noise (σ = 0.01). The image is
+  clamped to [0, 1].
 - **Depth.** Metric (metres) z-depth along the optical axis, not ray length, computed by
   exact ray casting (ray-plane, ray-sphere and ray-box slab tests for all pixels and
   objects at once). A pixel is *valid* where its ray hits a surface no farther than
@@ -37,7 +45,7 @@ Scene model
   fogged), have no depth: ``depth = 0`` and ``valid = False``, the same "no return"
   convention as sparse ground truth, so losses can use ``mask = valid`` or ``depth > 0``.
   No surface is ever closer than ``near_range[0]``: other objects stay beyond about
-  2.4 m and the ground beyond about 1.45 m, which is why ``near_range`` ends by 1.25 m.
+  2.4 m and the ground beyond about 1.6 m, which is why ``near_range`` ends by 1.25 m.
 - **LiDAR.** A scanner samples beams that run across the image along nearly horizontal
   lines, one every ``k`` rows (each with a small random offset and bow, so they do not
   fall exactly on pixel rows), with random per-point dropout. ``k`` and the keep rate are
@@ -90,7 +98,17 @@ __all__ = ["SceneBatch", "batches", "intrinsics", "lidar_pattern", "make_scenes"
 FOCAL_RATIO = 0.58  # focal length / max(H, W), KITTI's ratio
 NUM_BOXES = 5  # box slots per scene (1..NUM_BOXES active)
 NUM_SPHERES = 4  # sphere slots per scene (0..NUM_SPHERES active)
-FAR_MIN = 2.5  # horizontal distance of an ordinary object's nearest point, metres
+FAR_MIN = 2.5  # least horizontal distance of an ordinary object's nearest point, metres
+CONTACT_MARGIN = 1.15  # ordinary objects stand this factor beyond the nearest visible ground
+CAM_HEIGHT = (1.5, 1.7)  # camera height above the ground, metres (a fixed mount, like a car's)
+CAM_PITCH = (0.5, 2.5)  # downward pitch, degrees
+CAM_ROLL = 1.0  # roll, +- degrees
+GROUND_CELL = (0.9, 1.1)  # ground checker cell, metres (paving of a known size)
+OBJECT_CELL = 0.5  # world-space checker cell on ordinary boxes and spheres, metres
+NEAR_CELL = 0.04  # world-space checker cell on near-field objects, metres
+TEXTURE_CONTRAST = 0.35  # relative albedo modulation of the object checkers
+NEAR_POST_HALF = (0.07, 0.08)  # half width of the near-field post, metres (a known size)
+NEAR_POST_YAW = 5.0  # +- degrees: the post faces the camera, so its apparent width tells its distance
 NEAR_MAX = 1.25  # upper limit of near_range: ground and ordinary objects are always farther
 NOISE_STD = 0.01  # sensor noise of the image
 LIDAR_MAX_KEEP = 0.95  # largest per-point keep rate along a beam
@@ -283,7 +301,7 @@ class _Draws:
 def _num_draws() -> int:
     """Uniform draws per scene (must match :func:`_scene_params`)."""
     scene = 3 + 2 + 1 + 3 + 6 + 2 + 2  # camera, sun, fog, haze, ground colours, checker, counts
-    near = 1 + 1 + 1 + 2 + 3 + 1 + 1 + 3  # flag, type, distance, x/y, pillar size, yaw, radius, rgb
+    near = 1 + 1 + 1 + 3 + 1 + 3  # flag, distance, x, post size and top, yaw, rgb
     boxes = NUM_BOXES * (1 + 1 + 3 + 1 + 3)  # distance, bearing, half sizes, yaw, rgb
     spheres = NUM_SPHERES * (1 + 1 + 1 + 3)  # distance, bearing, radius, rgb
     return scene + near + boxes + spheres
@@ -307,9 +325,9 @@ def _scene_params(
     half_y = (height / 2.0) / f
 
     # camera: height above ground, pitch (down), roll -> rotation world -> camera
-    cam_h = d.uniform(1.4, 1.8)
-    pitch = torch.deg2rad(d.uniform(0.0, 4.0))
-    roll = torch.deg2rad(d.uniform(-1.5, 1.5))
+    cam_h = d.uniform(*CAM_HEIGHT)
+    pitch = torch.deg2rad(d.uniform(*CAM_PITCH))
+    roll = torch.deg2rad(d.uniform(-CAM_ROLL, CAM_ROLL))
     cp, sp, cr, sr = torch.cos(pitch), torch.sin(pitch), torch.cos(roll), torch.sin(roll)
     zero, one = torch.zeros_like(cp), torch.ones_like(cp)
     x0 = torch.stack([one, zero, zero], -1)
@@ -326,33 +344,36 @@ def _scene_params(
     ce, se = torch.cos(sun_el), torch.sin(sun_el)
     sun_w = torch.stack([ce * torch.sin(sun_az), -se, ce * torch.cos(sun_az)], -1)
     sun = _rotate(rot, sun_w)
-    fog_dist = d.uniform(40.0, 120.0)
+    fog_dist = d.uniform(50.0, 100.0)
     haze = torch.stack([d.uniform(0.72, 0.82), d.uniform(0.76, 0.86), d.uniform(0.82, 0.92)], -1)
     ground_a = d.uniform(0.25, 0.55, 3)
     ground_b = d.uniform(0.1, 0.35, 3)
-    checker = d.uniform(0.5, 2.0)
+    checker = d.uniform(*GROUND_CELL)
     checker_angle = d.uniform(0.0, math.pi / 2)
     n_boxes = 1 + (d.take() * NUM_BOXES).floor()
     n_spheres = (d.take() * (NUM_SPHERES + 1)).floor()
 
     # near-field object (camera coordinates)
     near_on = d.take() < near_prob
-    near_pillar = d.take() < 0.5
     near_z = d.uniform(near_range[0], near_range[1])
-    near_sx, near_sy = d.uniform(-0.5, 0.5), d.uniform(-0.5, 0.5)
-    pil_hx, pil_hz = d.uniform(0.03, 0.15), d.uniform(0.03, 0.15)
-    pil_top = -d.uniform(0.3, 1.5)  # world y of the pillar top (above the camera)
-    pil_yaw = d.uniform(0.0, math.pi)
-    near_r = d.uniform(0.08, 0.35)
+    near_sx = d.uniform(-0.5, 0.5)
+    pil_hx, pil_hz = d.uniform(*NEAR_POST_HALF), d.uniform(*NEAR_POST_HALF)
+    pil_top = -d.uniform(0.3, 1.5)  # world y of the post top (above the camera)
+    pil_yaw = torch.deg2rad(d.uniform(-NEAR_POST_YAW, NEAR_POST_YAW))
     near_rgb = d.uniform(0.15, 0.85, 3)
 
     # ordinary boxes (world placement, then camera coordinates)
+    # nearest ground the camera sees (bottom image row): objects stand beyond it, so the
+    # row where they touch the ground is in view (the "height in the image" cue)
+    contact = cam_h / torch.tan(math.atan(half_y) + pitch).clamp_min(1e-3)
+    lo = (CONTACT_MARGIN * contact).clamp(min=FAR_MIN, max=0.5 * max(max_depth, 2 * FAR_MIN))
     far_max = max(FAR_MIN * 1.2, 0.6 * max_depth)
-    log_lo, log_hi = math.log(FAR_MIN), math.log(far_max)
-    b_dist = torch.exp(d.uniform(log_lo, log_hi, NUM_BOXES))
+    log_lo = torch.log(lo)[:, None]
+    log_hi = torch.log(torch.maximum(lo * 1.2, torch.full_like(lo, far_max)))[:, None]
+    b_dist = torch.exp(log_lo + (log_hi - log_lo) * d.take(NUM_BOXES))
     b_bear = d.uniform(-0.9, 0.9, NUM_BOXES) * half_x
     b_half = torch.stack(
-        [d.uniform(0.3, 2.0, NUM_BOXES), d.uniform(0.3, 2.5, NUM_BOXES), d.uniform(0.3, 3.0, NUM_BOXES)], -1
+        [d.uniform(0.3, 1.5, NUM_BOXES), d.uniform(0.4, 1.2, NUM_BOXES), d.uniform(0.3, 1.5, NUM_BOXES)], -1
     )
     b_yaw = d.uniform(0.0, math.pi, NUM_BOXES)
     b_rgb = d.uniform(0.15, 0.85, NUM_BOXES, 3)
@@ -374,9 +395,9 @@ def _scene_params(
     b_active = torch.arange(NUM_BOXES, dtype=u.dtype)[None] < n_boxes[:, None]
 
     # ordinary spheres
-    s_dist = torch.exp(d.uniform(log_lo, log_hi, NUM_SPHERES))
+    s_dist = torch.exp(log_lo + (log_hi - log_lo) * d.take(NUM_SPHERES))
     s_bear = d.uniform(-0.9, 0.9, NUM_SPHERES) * half_x
-    s_rad = d.uniform(0.3, 1.5, NUM_SPHERES)
+    s_rad = d.uniform(0.3, 1.0, NUM_SPHERES)
     s_rgb = d.uniform(0.15, 0.85, NUM_SPHERES, 3)
     sz = s_dist + s_rad
     s_center = _rotate(rot, torch.stack([sz * s_bear, cam_h[:, None] - s_rad, sz], -1))
@@ -401,21 +422,17 @@ def _scene_params(
     pil_yw = (cam_h + pil_top) / 2.0  # world y of the pillar centre; solve camera y for it
     pil_cy = (pil_yw - rot[:, 0, 1] * pil_cx - rot[:, 2, 1] * pil_cz) / rot[:, 1, 1]
     pil_center = torch.stack([pil_cx, pil_cy, pil_cz], -1)
-    # near sphere: floating, nearest point at near_z, centred in the middle of the view
-    ns_cz = near_z + near_r
-    ns_center = torch.stack([ns_cz * near_sx * half_x, ns_cz * near_sy * half_y, ns_cz], -1)
 
-    use_pillar = near_on & near_pillar
-    use_sphere = near_on & ~near_pillar
-    up, us = use_pillar[:, None], use_sphere[:, None]
+    use_pillar = near_on
+    up = use_pillar[:, None]
     b_center[:, 0] = torch.where(up, pil_center, b_center[:, 0])
     b_axes[:, 0] = torch.where(up[..., None], pil_axes, b_axes[:, 0])
     b_half[:, 0] = torch.where(up, pil_half, b_half[:, 0])
     b_rgb[:, 0] = torch.where(up, near_rgb, b_rgb[:, 0])
-    s_center[:, 0] = torch.where(us, ns_center, s_center[:, 0])
-    s_rad[:, 0] = torch.where(use_sphere, near_r, s_rad[:, 0])
-    s_rgb[:, 0] = torch.where(us, near_rgb, s_rgb[:, 0])
-    s_active[:, 0] = s_active[:, 0] | use_sphere
+    # world-space texture cells: coarse on ordinary objects, fine on the near-field ones
+    b_cell = torch.full_like(b_half[..., 0], OBJECT_CELL)
+    s_cell = torch.full_like(s_rad, OBJECT_CELL)
+    b_cell[:, 0] = torch.where(use_pillar, NEAR_CELL, b_cell[:, 0])
 
     assert d.pos == u.shape[1], (d.pos, u.shape[1])  # sync-ok: internal invariant on Python ints
     return {
@@ -438,6 +455,8 @@ def _scene_params(
         "s_rad": s_rad,
         "s_rgb": s_rgb,
         "s_active": s_active,
+        "b_cell": b_cell,
+        "s_cell": s_cell,
     }
 
 
@@ -632,6 +651,22 @@ def _render_chunk(
     mean, amp = 0.5 * (ga + gb), 0.5 * (ga - gb)
     ground = [torch.addcmul(mean[:, j, None], contrast, amp[:, j, None]) for j in range(3)]
     albedo = [torch.where(is_box, rgb_box[j], torch.where(is_sph, sph[4 + j], ground[j])) for j in range(3)]
+
+    # object checkers: a solid checker of a world-space cell in object coordinates (a box's
+    # own axes; a sphere's camera axes about its centre), faded where a pixel covers more
+    # than half a cell, so its apparent density tells the distance (texture gradient)
+    i_b, i_s = i_box.clamp_min(0), i_sph.clamp_min(0)
+    pts = torch.stack([px.reshape(-1), py.reshape(-1), pz.reshape(-1)], -1)  # (b·HW, 3)
+    loc_b = ((pts - b_center.index_select(0, i_b))[:, None, :] * b_axes.index_select(0, i_b)).sum(-1)
+    loc_s = pts - s_center.index_select(0, i_s)
+    on_box = is_box.reshape(-1)
+    loc = torch.where(on_box[:, None], loc_b, loc_s)
+    cell_o = torch.where(on_box, p["b_cell"].reshape(-1).index_select(0, i_b), p["s_cell"].reshape(-1).index_select(0, i_s))
+    par = (loc / cell_o[:, None]).add_(0.25).floor_().sum(-1).remainder_(2.0).mul_(2.0).sub_(1.0)
+    px_size = t_safe.reshape(-1) * len2_all.sqrt() / f  # metres per pixel, fronto-parallel
+    tex = (1.0 - 2.0 * px_size / cell_o).clamp_(0.0, 1.0).mul_(par).mul_(TEXTURE_CONTRAST).add_(1.0).view(b, hw)
+    on_obj = is_box | is_sph
+    albedo = [torch.where(on_obj, a * tex, a) for a in albedo]
 
     # shadow rays P + s·L towards the sun, against every object but the pixel's own
     sun = p["sun"]
@@ -862,16 +897,17 @@ def make_scenes(
         seed: non-negative integer seed; the same arguments give bit-identical output.
         offset: index of the first scene in the seed's stream: scene ``i`` of the result is
             scene ``offset + i`` of ``seed`` (used by :func:`batches`).
-        near_prob: probability in [0, 1] that a scene contains a near-field object
+        near_prob: probability in [0, 1] that a scene contains a near-field post
             (default 0.5).
-        near_range: ``(low, high)`` distance in metres of the near-field object's closest
+        near_range: ``(low, high)`` distance in metres of the near-field post's closest
             point, ``0 < low <= high <= 1.25`` (default (0.3, 1.0)). Nothing in a scene is
             closer than ``low``.
         lidar_fraction: expected fraction of *valid* pixels with a LiDAR return, in
             ``(0, 1]`` (default 0.15, about 7-15 % of all pixels).
         max_depth: range in metres, ``> 0`` (default 80). Surfaces farther away, and the
             sky, get ``depth = 0`` and ``valid = False``; ordinary objects are placed
-            between 2.5 m and ``max(3, 0.6 · max_depth)`` m.
+            between the nearest visible ground (at least 2.5 m) and
+            ``max(3, 0.6 · max_depth)`` m.
         device: device of the tensors (default CPU). Random draws always happen on the CPU.
         dtype: floating dtype of ``image``, ``depth``, ``sparse_depth`` and
             ``intrinsics`` (default float32; rendering runs in float32, or float64 for
@@ -896,7 +932,7 @@ def make_scenes(
         >>> bool((b.sparse_depth == torch.where(b.sparse_valid, b.depth, 0)).all())
         True
         >>> torch.where(b.valid, b.depth, torch.inf).amin(dim=(1, 2, 3))  # nearest point, metres
-        tensor([0.8667, 0.8030, 0.4127, 0.5409, 0.5416, 0.8948, 0.8614, 0.9729])
+        tensor([0.3644, 0.3466, 0.3928, 0.7720, 0.5558, 0.6096, 0.6056, 0.3351])
     """
     _check_size("n", n)
     _check_size("height", height)
