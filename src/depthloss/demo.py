@@ -141,15 +141,17 @@ class TinyDepthNet(nn.Module):
         self.refine = nn.Sequential(_conv(1 + in_channels, c[0]), nn.Conv2d(c[0], 1, 3, 1, 1))
         self.inv_min, self.inv_max = 1.0 / max_depth, 1.0 / min_depth
         if guess_channel is not None:  # start as the guess: zero heads, so training learns a correction
-            for conv in [*self.heads, self.refine[-1]]:
+            last = self.refine[-1]
+            assert isinstance(last, nn.Conv2d)  # sync-ok: construction, not a forward
+            for conv in [*self.heads, last]:
                 nn.init.zeros_(conv.weight)
                 nn.init.zeros_(conv.bias)
         else:  # start in the middle of the range in log depth, sqrt(min·max), not at 1/mean(1/depth)
             middle = math.sqrt(min_depth * max_depth)
             unit = (1.0 / middle - self.inv_min) / (self.inv_max - self.inv_min)
             for conv in self.heads:
-                nn.init.constant_(conv.bias, math.log(unit / (1.0 - unit)))
-            nn.init.zeros_(self.refine[-1].bias)
+                nn.init.constant_(conv.bias, math.log(unit / (1.0 - unit)))  # type: ignore[arg-type]
+            nn.init.zeros_(self.refine[-1].bias)  # type: ignore[arg-type]
 
     def _to_inverse(self, logits: Tensor) -> Tensor:
         return self.inv_min + (self.inv_max - self.inv_min) * torch.sigmoid(logits)
@@ -175,7 +177,10 @@ class TinyDepthNet(nn.Module):
         if self.guess_channel is not None:
             g = self.guess_channel
             prior = self._to_logit(image[:, g : g + 1])
-            outs = [o + (prior if o.shape[-2:] == prior.shape[-2:] else F.adaptive_avg_pool2d(prior, o.shape[-2:])) for o in outs]
+            outs = [
+                o + (prior if o.shape[-2:] == prior.shape[-2:] else F.adaptive_avg_pool2d(prior, o.shape[-2:]))
+                for o in outs
+            ]
         return [self._to_inverse(o) for o in outs]
 
     def _to_logit(self, inv: Tensor) -> Tensor:
@@ -274,10 +279,10 @@ def _inverse_target(depth: Tensor, valid: Tensor, min_depth: float) -> Tensor:
 
 def synthetic_task(cfg: DemoConfig) -> Task:
     """Training and held-out scenes of :mod:`depthloss.synthetic` (different scenes of one seed)."""
-    kwargs = dict(
-        height=cfg.height, width=cfg.width, seed=cfg.seed, max_depth=MAX_DEPTH,
-        near_prob=cfg.near_prob, lidar_fraction=cfg.lidar_fraction,
-    )  # fmt: skip
+    kwargs: Dict[str, Any] = {
+        "height": cfg.height, "width": cfg.width, "seed": cfg.seed, "max_depth": MAX_DEPTH,
+        "near_prob": cfg.near_prob, "lidar_fraction": cfg.lidar_fraction,
+    }  # fmt: skip
     train = synthetic.make_scenes(cfg.train_scenes, **kwargs)
     test = synthetic.make_scenes(cfg.test_scenes, offset=cfg.train_scenes, **kwargs)
     depth = train.sparse_depth if cfg.sparse else train.depth
@@ -293,7 +298,9 @@ def synthetic_task(cfg: DemoConfig) -> Task:
     constant = float(torch.quantile(depth[valid & (depth >= MIN_DEPTH)].double(), 0.5))  # sync-ok: once, setup
     near = float(((test.depth < NEAR_THRESHOLD) & test.valid).any(dim=(1, 2, 3)).float().mean())  # sync-ok: setup
     supervision = (
-        f"LiDAR-like scan lines (~{100 * cfg.lidar_fraction:.0f} % of the valid pixels)" if cfg.sparse else "dense depth"
+        f"LiDAR-like scan lines (~{100 * cfg.lidar_fraction:.0f} % of the valid pixels)"
+        if cfg.sparse
+        else "dense depth"
     )
     lines = [
         ("data", f"{cfg.train_scenes} training / {cfg.test_scenes} held-out synthetic scenes "
@@ -443,8 +450,15 @@ def train_one(name: str, cfg: DemoConfig, task: Optional[Task] = None) -> DemoRe
     criterion = SupervisedLoss(method, num_scales=4, input_space="inverse", **kwargs)
     hyper = key_hyper_parameters(get_loss(name, input_space="inverse", **kwargs))
     torch.manual_seed(cfg.seed)
-    net = TinyDepthNet(cfg.channels, task.min_depth, task.max_depth, in_channels=task.in_channels, coords=task.coords, guess_channel=task.guess_channel)
-    net = net.to(memory_format=torch.channels_last)
+    net = TinyDepthNet(
+        cfg.channels,
+        task.min_depth,
+        task.max_depth,
+        in_channels=task.in_channels,
+        coords=task.coords,
+        guess_channel=task.guess_channel,
+    )
+    net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -454,7 +468,9 @@ def train_one(name: str, cfg: DemoConfig, task: Optional[Task] = None) -> DemoRe
     history: Dict[str, List[float]] = {"loss": [], "eval_step": []}
 
     def record(step: int) -> None:
-        metrics = evaluate(_predict(net, task.test_inputs[:n_eval]), task.test_depth[:n_eval], task.test_valid[:n_eval], align, task)
+        metrics = evaluate(
+            _predict(net, task.test_inputs[:n_eval]), task.test_depth[:n_eval], task.test_valid[:n_eval], align, task
+        )
         history["eval_step"].append(float(step))
         for key in ("abs_rel", "d1"):
             history.setdefault(f"eval/{key}", []).append(metrics[key])
@@ -481,7 +497,9 @@ def train_one(name: str, cfg: DemoConfig, task: Optional[Task] = None) -> DemoRe
     history["loss"] = torch.stack(losses).tolist()  # sync-ok: once, after training
     pred = _predict(net, task.test_inputs)
     metrics = evaluate(pred, task.test_depth, task.test_valid, align, task)
-    examples = _aligned(pred[: cfg.plot_scenes], task.test_depth[: cfg.plot_scenes], task.test_valid[: cfg.plot_scenes], align, task)
+    examples = _aligned(
+        pred[: cfg.plot_scenes], task.test_depth[: cfg.plot_scenes], task.test_valid[: cfg.plot_scenes], align, task
+    )
     return DemoResult(name, align, metrics, history, seconds, cpu, "trained", examples, hyper)
 
 
@@ -499,8 +517,15 @@ def _aligned(pred: Tensor, depth: Tensor, valid: Tensor, align: str, task: Task)
 def untrained(cfg: DemoConfig, task: Task, align: str) -> DemoResult:
     """The network of :func:`train_one` before its first step."""
     torch.manual_seed(cfg.seed)
-    net = TinyDepthNet(cfg.channels, task.min_depth, task.max_depth, in_channels=task.in_channels, coords=task.coords, guess_channel=task.guess_channel)
-    pred = _predict(net.to(memory_format=torch.channels_last), task.test_inputs)
+    net = TinyDepthNet(
+        cfg.channels,
+        task.min_depth,
+        task.max_depth,
+        in_channels=task.in_channels,
+        coords=task.coords,
+        guess_channel=task.guess_channel,
+    )
+    pred = _predict(net.to(memory_format=torch.channels_last), task.test_inputs)  # type: ignore[call-overload]
     return DemoResult("untrained network", align, evaluate(pred, task.test_depth, task.test_valid, align, task),
                       kind="untrained", examples=pred[: cfg.plot_scenes].clone())  # fmt: skip
 
@@ -572,7 +597,12 @@ def _legend(task: Task) -> List[str]:
 def format_report(results: Sequence[DemoResult], task: Task, cfg: DemoConfig) -> str:
     """The demo's final output: what was trained, the table, what the columns mean, the verdicts."""
     trained = [r for r in results if r.kind == "trained"]
-    n_params = sum(p.numel() for p in TinyDepthNet(cfg.channels, in_channels=task.in_channels, coords=task.coords, guess_channel=task.guess_channel).parameters())
+    n_params = sum(
+        p.numel()
+        for p in TinyDepthNet(
+            cfg.channels, in_channels=task.in_channels, coords=task.coords, guess_channel=task.guess_channel
+        ).parameters()
+    )
     inputs = "image + row index" if task.coords else "image"
     if task.in_channels > 3:
         inputs = "image + sparse inverse depth + its mask + the scan lines interpolated per column (refined)"
@@ -623,8 +653,8 @@ def plot_results(results: Sequence[DemoResult], task: Task, path: str) -> None:
     plt = _require_matplotlib()
     from matplotlib.colors import LogNorm
 
-    trained = [r for r in results if r.kind == "trained" and r.examples is not None]
-    n = min([r.examples.shape[0] for r in trained] + [task.test_images.shape[0]]) if trained else 0
+    trained = [(r, r.examples) for r in results if r.kind == "trained" and r.examples is not None]
+    n = min([ex.shape[0] for _, ex in trained] + [task.test_images.shape[0]]) if trained else 0
     extra = 1 if task.extra_plot is not None else 0
     cols = 2 + extra + 2 * len(trained)
     h, w = task.test_images.shape[-2:]
@@ -636,22 +666,26 @@ def plot_results(results: Sequence[DemoResult], task: Task, path: str) -> None:
     hi = float(shown.max()) if shown.numel() else task.max_depth  # sync-ok: plotting
     norm = LogNorm(vmin=max(lo, task.min_depth), vmax=max(hi, lo * 1.01))
     cmap = plt.get_cmap("magma_r").with_extremes(bad="#c4ccd4")  # grey: no ground truth (sky, holes)
-    depth_kw = dict(cmap=cmap, norm=norm)
+    depth_kw = {"cmap": cmap, "norm": norm}
     depth_im = err_im = None
     for i in range(n):
         gt, ok = task.test_depth[i, 0], task.test_valid[i, 0]
-        panels: List[Tuple[str, Any, Dict[str, Any]]] = [("held-out image", task.test_images[i].permute(1, 2, 0).clamp(0, 1), {})]
+        panels: List[Tuple[str, Any, Dict[str, Any]]] = [
+            ("held-out image", task.test_images[i].permute(1, 2, 0).clamp(0, 1), {})
+        ]
         panels.append(("ground-truth depth", torch.where(ok, gt, math.nan), depth_kw))
         if task.extra_plot is not None:
             title, maps = task.extra_plot
             panels.append((title, torch.where(maps[i, 0] > 0, maps[i, 0], math.nan), depth_kw))
-        for r in trained:
-            pred = r.examples[i, 0]
+        for r, examples in trained:
+            pred = examples[i, 0]
             err = torch.where(ok, (pred - gt).abs() / gt.clamp(min=1e-6), math.nan)
             score = float(err[ok].mean()) if ok.any() else math.nan  # sync-ok: plotting
             label = f"{r.loss}" + (" (lsq-aligned)" if r.align == "lsq" else "")
             panels.append((f"{label}: prediction", pred, depth_kw))
-            panels.append((f"error |pred−true|/true, mean {score:.2f}", err, dict(cmap="inferno", vmin=0.0, vmax=0.5)))
+            panels.append(
+                (f"error |pred−true|/true, mean {score:.2f}", err, {"cmap": "inferno", "vmin": 0.0, "vmax": 0.5})
+            )
         for j, (title, img, kw) in enumerate(panels):
             ax = fig.add_subplot(grid[i, j])
             im = ax.imshow(img.numpy(), interpolation="nearest", **kw)
@@ -664,7 +698,7 @@ def plot_results(results: Sequence[DemoResult], task: Task, path: str) -> None:
             ax.set_title(title if i == 0 else (f"mean {score:.2f}" if "error" in title else ""), fontsize=7)
     bottom = fig.add_subplot(grid[n, : max(1, cols // 2)])
     right = fig.add_subplot(grid[n, max(1, cols // 2) :])
-    for r in trained:
+    for r, _ in trained:
         steps = r.history.get("eval_step", [])
         bottom.plot(steps, r.history.get("eval/abs_rel", []), marker="o", ms=3, label=f"{r.loss} ({r.align})")
         right.plot(steps, r.history.get("eval/d1", []), marker="o", ms=3, label=f"{r.loss} ({r.align})")
@@ -712,7 +746,9 @@ def run_demo(
         baselines.append(untrained(cfg, task, align))
         baselines.append(constant_baseline(cfg, task, align))
         for name, pred in task.baselines:
-            baselines.append(DemoResult(name, align, evaluate(pred, task.test_depth, task.test_valid, align, task), kind="baseline"))
+            baselines.append(
+                DemoResult(name, align, evaluate(pred, task.test_depth, task.test_valid, align, task), kind="baseline")
+            )
     rows = results + baselines
     print(format_report(rows, task, cfg), file=out, flush=True)
     if plot:
@@ -735,31 +771,74 @@ def add_arguments(parser: Any) -> None:
     """The demo's options; every help text states its default."""
     d = DemoConfig()
     parser.add_argument("--loss", default="ssi-silog", help="registered loss to train (default: ssi-silog)")
-    parser.add_argument("--compare", default=None, metavar="A,B,...",
-                        help="comma-separated losses trained side by side from the same initial weights "
-                             "(default: none; with --real: ssi-silog,near-field-ssi-silog,scale-adaptive)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help=f"training steps per loss (default: {d.steps}; with --real: 400)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"images per step (default: {d.batch_size})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate of the one-cycle schedule (default: {d.lr:g})")
-    parser.add_argument("--seed", type=int, default=d.seed, help=f"seed of the data, the initial weights and the batches (default: {d.seed})")
-    parser.add_argument("--train-scenes", type=int, default=d.train_scenes, help=f"synthetic training scenes (default: {d.train_scenes})")
-    parser.add_argument("--test-scenes", type=int, default=d.test_scenes, help=f"synthetic held-out scenes (default: {d.test_scenes})")
-    parser.add_argument("--size", default=f"{d.height}x{d.width}", metavar="HxW",
-                        help=f"synthetic image size (default: {d.height}x{d.width})")
-    parser.add_argument("--near-prob", type=float, default=d.near_prob,
-                        help=f"share of synthetic scenes with a near-field post (default: {d.near_prob:g})")
-    parser.add_argument("--sparse", action="store_true",
-                        help="supervise with LiDAR-like scan lines instead of dense depth (default: off)")
-    parser.add_argument("--real", action="store_true",
-                        help="depth completion on the real Middlebury 'Motorcycle' scene; needs scikit-image, "
-                             "pip install 'depthloss[real]' (default: off)")
-    parser.add_argument("--plot", default=None, metavar="PATH",
-                        help="write a PNG of held-out predictions and the held-out error over training; "
-                             "needs matplotlib, pip install 'depthloss[plot]' (default: no figure)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads; this network's small convolutions gain little from more "
-                             "and lose a lot when other processes share the cores (default: 1)")
+    parser.add_argument(
+        "--compare",
+        default=None,
+        metavar="A,B,...",
+        help="comma-separated losses trained side by side from the same initial weights "
+        "(default: none; with --real: ssi-silog,near-field-ssi-silog,scale-adaptive)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help=f"training steps per loss (default: {d.steps}; with --real: 400)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=d.batch_size, help=f"images per step (default: {d.batch_size})"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=d.lr, help=f"peak learning rate of the one-cycle schedule (default: {d.lr:g})"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seed of the data, the initial weights and the batches (default: {d.seed})",
+    )
+    parser.add_argument(
+        "--train-scenes",
+        type=int,
+        default=d.train_scenes,
+        help=f"synthetic training scenes (default: {d.train_scenes})",
+    )
+    parser.add_argument(
+        "--test-scenes", type=int, default=d.test_scenes, help=f"synthetic held-out scenes (default: {d.test_scenes})"
+    )
+    parser.add_argument(
+        "--size",
+        default=f"{d.height}x{d.width}",
+        metavar="HxW",
+        help=f"synthetic image size (default: {d.height}x{d.width})",
+    )
+    parser.add_argument(
+        "--near-prob",
+        type=float,
+        default=d.near_prob,
+        help=f"share of synthetic scenes with a near-field post (default: {d.near_prob:g})",
+    )
+    parser.add_argument(
+        "--sparse",
+        action="store_true",
+        help="supervise with LiDAR-like scan lines instead of dense depth (default: off)",
+    )
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="depth completion on the real Middlebury 'Motorcycle' scene; needs scikit-image, "
+        "pip install 'depthloss[real]' (default: off)",
+    )
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="PATH",
+        help="write a PNG of held-out predictions and the held-out error over training; "
+        "needs matplotlib, pip install 'depthloss[plot]' (default: no figure)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads; this network's small convolutions gain little from more "
+        "and lose a lot when other processes share the cores (default: 1)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress line (default: off)")
 
 

@@ -53,7 +53,7 @@ def _stereo_motorcycle() -> Tuple[np.ndarray, np.ndarray]:
         from skimage.data import stereo_motorcycle
     except ImportError as exc:
         raise ImportError(INSTALL_HINT) from exc
-    left, _, disparity = stereo_motorcycle()
+    left, _, disparity = stereo_motorcycle()  # type: ignore[no-untyped-call]
     return left, disparity
 
 
@@ -153,7 +153,7 @@ def completion_task(
         raise ValueError(f"need 0 < train_part < test_start < 1, got {train_part}, {test_start}")
     image, depth, valid = load_motorcycle(factor)
     h, w = depth.shape[-2:]
-    split, start = int(round(train_part * w)), int(round(test_start * w))
+    split, start = round(train_part * w), round(test_start * w)
     crop = min(crop, h, split)
 
     def inputs(img: Tensor, sparse: Tensor, mask: Tensor) -> Tensor:

@@ -84,7 +84,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -137,7 +137,7 @@ class SceneBatch(NamedTuple):
     sparse_valid: Tensor
     intrinsics: Tensor
 
-    def to(self, *args: Any, **kwargs: Any) -> "SceneBatch":
+    def to(self, *args: Any, **kwargs: Any) -> SceneBatch:
         """Move every tensor like :meth:`torch.Tensor.to` (dtype changes leave the masks bool).
 
         Example:
@@ -182,7 +182,7 @@ def _check_device(device: Device) -> torch.device:
 
 
 def _check_fraction(fraction: Any, name: str = "lidar_fraction") -> float:
-    return check_float(name, fraction, low=0.0, high=1.0, low_inclusive=False)
+    return float(check_float(name, fraction, low=0.0, high=1.0, low_inclusive=False))
 
 
 def _check_near_range(near_range: Any) -> Tuple[float, float]:
@@ -316,7 +316,7 @@ def _rotate(r: Tensor, v: Tensor) -> Tensor:
 
 def _scene_params(
     u: Tensor, height: int, width: int, near_prob: float, near_range: Tuple[float, float], max_depth: float
-) -> dict:
+) -> Dict[str, Tensor]:
     """Turn a ``(B, N)`` float64 table of uniforms into scene geometry in camera coordinates."""
     d = _Draws(u)
     n = u.shape[0]
@@ -542,7 +542,7 @@ def _any(key: Tensor, flag: Tensor, size: int) -> Tensor:
 
 
 def _render_chunk(
-    p: dict, height: int, width: int, max_depth: float, dtype: torch.dtype, device: torch.device
+    p: Dict[str, Tensor], height: int, width: int, max_depth: float, dtype: torch.dtype, device: torch.device
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """Render scenes ``p`` (camera coordinates): ``(image (b, 3, HW), t (b, HW), valid (b, HW))``."""
     f, cx, cy = _camera(height, width)
@@ -582,21 +582,24 @@ def _render_chunk(
     table = torch.cat([b_axes.reshape(-1, 9), b_off, b_half], 1).T.contiguous()  # (15, O)
     key, obj, col = _pairs(_rects(b_corners, b_active, height, width), kb, height, width, table)
     rx, ry = dx_all.index_select(0, key), dy_all.index_select(0, key)
-    t_near = t_far = face = facing = None
-    for i in range(3):
+
+    def slab(i: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """Entry and exit distances through the i-th pair of faces, and the ray-axis cosine."""
         d = torch.addcmul(torch.addcmul(col[3 * i + 2], rx, col[3 * i]), ry, col[3 * i + 1])
         inv = torch.reciprocal(d).clamp_(-_BIG, _BIG)
         mid = col[9 + i] * inv
         span = (col[12 + i] * inv).abs_()
-        lo, hi = mid - span, mid + span
-        if t_near is None:
-            t_near, t_far, face, facing = lo, hi, torch.zeros_like(key), d > 0
-        else:
-            better = lo > t_near
-            t_near = torch.where(better, lo, t_near)
-            t_far = torch.minimum(t_far, hi)
-            face = torch.where(better, i, face)
-            facing = torch.where(better, d > 0, facing)
+        return mid - span, mid + span, d
+
+    t_near, t_far, d = slab(0)
+    face, facing = torch.zeros_like(key), d > 0
+    for i in (1, 2):
+        lo, hi, d = slab(i)
+        better = lo > t_near
+        t_near = torch.where(better, lo, t_near)
+        t_far = torch.minimum(t_far, hi)
+        face = torch.where(better, i, face)
+        facing = torch.where(better, d > 0, facing)
     t_pair = torch.where((t_near <= t_far) & (t_near > 0), t_near, inf)
     t_box, i_box = _nearest(key, t_pair, obj, size)
     # normal of the entry face: -sign(d) · axis; written by the winning pair of each pixel
@@ -631,7 +634,7 @@ def _render_chunk(
     sph = sph.view(7, b, hw)
     rgb_box = p["b_rgb"].reshape(-1, 3).T.index_select(1, i_box.clamp_min(0)).view(3, b, hw)
     n_box = n_box.view(3, b, hw)
-    normal = [
+    normals = [
         torch.where(is_box, n_box[j], torch.where(is_sph, (q - sph[j]) / sph[3], up[j]))
         for j, q in enumerate((px, py, pz))
     ]
@@ -661,7 +664,9 @@ def _render_chunk(
     loc_s = pts - s_center.index_select(0, i_s)
     on_box = is_box.reshape(-1)
     loc = torch.where(on_box[:, None], loc_b, loc_s)
-    cell_o = torch.where(on_box, p["b_cell"].reshape(-1).index_select(0, i_b), p["s_cell"].reshape(-1).index_select(0, i_s))
+    cell_o = torch.where(
+        on_box, p["b_cell"].reshape(-1).index_select(0, i_b), p["s_cell"].reshape(-1).index_select(0, i_s)
+    )
     par = (loc / cell_o[:, None]).add_(0.25).floor_().sum(-1).remainder_(2.0).mul_(2.0).sub_(1.0)
     px_size = t_safe.reshape(-1) * len2_all.sqrt() / f  # metres per pixel, fronto-parallel
     tex = (1.0 - 2.0 * px_size / cell_o).clamp_(0.0, 1.0).mul_(par).mul_(TEXTURE_CONTRAST).add_(1.0).view(b, hw)
@@ -689,15 +694,17 @@ def _render_chunk(
     table = torch.cat([(b_axes * inv[..., None]).reshape(-1, 9), b_off * inv, (b_half * inv).abs()], 1).T.contiguous()
     key, obj, col = _pairs(_rects(sweep(b_corners, kb), b_active, height, width), kb, height, width, table)
     q = [c.index_select(0, key) for c in flat]
-    t_near = t_far = None
-    for i in range(3):
+
+    def shadow_slab(i: int) -> Tuple[Tensor, Tensor]:
         # slab centre along the shadow ray: (c·a − P·a) / (L·a), with a' = a / (L·a) precomputed
         mid = torch.addcmul(col[9 + i], q[0], col[3 * i], value=-1.0)
         mid = torch.addcmul(mid, q[1], col[3 * i + 1], value=-1.0).addcmul_(q[2], col[3 * i + 2], value=-1.0)
-        lo, hi = mid - col[12 + i], mid + col[12 + i]
-        t_near = lo if t_near is None else torch.maximum(t_near, lo)
-        t_far = hi if t_far is None else torch.minimum(t_far, hi)
-    assert t_near is not None and t_far is not None  # sync-ok: for the type checker (the loop ran)
+        return mid - col[12 + i], mid + col[12 + i]
+
+    t_near, t_far = shadow_slab(0)
+    for i in (1, 2):
+        lo, hi = shadow_slab(i)
+        t_near, t_far = torch.maximum(t_near, lo), torch.minimum(t_far, hi)
     blocked = _any(key, (t_near <= t_far) & (t_near > 0) & (obj != own_box.index_select(0, key)), size)
 
     # spheres: blocked if the sphere lies ahead (L·(P − c) < 0) and the line meets it
@@ -716,8 +723,8 @@ def _render_chunk(
 
     # shading, fog, sky
     sl = [sun[:, j, None] for j in range(3)]
-    n_dot_l = torch.addcmul(torch.addcmul(normal[0] * sl[0], normal[1], sl[1]), normal[2], sl[2]).clamp_(min=0.0)
-    n_dot_up = torch.addcmul(torch.addcmul(normal[0] * up[0], normal[1], up[1]), normal[2], up[2])
+    n_dot_l = torch.addcmul(torch.addcmul(normals[0] * sl[0], normals[1], sl[1]), normals[2], sl[2]).clamp_(min=0.0)
+    n_dot_up = torch.addcmul(torch.addcmul(normals[0] * up[0], normals[1], up[1]), normals[2], up[2])
     shade = torch.where(lit, 0.75 * n_dot_l, 0.0).add_(n_dot_up, alpha=0.064).add_(0.256)  # 0.32·(0.8 + 0.2·n·up)
     fog = 1.0 - torch.exp(-t_safe / p["fog_dist"][:, None])
     elevation = -denom / len2.sqrt()  # sine of the ray's elevation above the horizon
@@ -739,7 +746,7 @@ def _render_chunk(
 
 def _lidar_layout(fraction: float) -> Tuple[int, float, float]:
     """Beam spacing ``k`` (rows), per-point keep rate and jitter amplitude for ``fraction``."""
-    k = max(1, int(math.floor(LIDAR_MAX_KEEP / fraction + 1e-9)))
+    k = max(1, math.floor(LIDAR_MAX_KEEP / fraction + 1e-9))
     keep = min(1.0, fraction * k)
     amp = min(0.5, (k - 1) / 4.0)  # offset and bow amplitude: adjacent beams never share a pixel
     return k, keep, amp
@@ -1018,7 +1025,7 @@ def batches(
 
 
 def _stream(
-    batch_size: int, num_batches: Optional[int], height: int, width: int, seed: int, kwargs: dict
+    batch_size: int, num_batches: Optional[int], height: int, width: int, seed: int, kwargs: Dict[str, Any]
 ) -> Iterator[SceneBatch]:
     j = 0
     while num_batches is None or j < num_batches:
