@@ -135,11 +135,13 @@ def loss_inputs(
     mask: bool = False,
     low: float = 0.5,
     high: float = 5.0,
+    extra: bool = True,
 ) -> LossInputs:
     """Valid inputs of the registered loss ``name`` in ``space`` (0 marks invalid target pixels).
 
     ``mask=True`` adds a user mask that drops a few more pixels. The keyword inputs listed in
-    ``loss_info(name).inputs`` are filled in, and ``progress`` when given.
+    ``loss_info(name).inputs`` are filled in (unless ``extra=False``: then the loss computes
+    them itself, e.g. near-field weights), and ``progress`` when given.
     """
     info = depthloss.loss_info(name)
     pred_d, target_d, valid = depth_case(shape, density, seed, low, high)
@@ -152,7 +154,7 @@ def loss_inputs(
     kwargs: Dict[str, Any] = {}
     if progress is not None:
         kwargs["progress"] = progress
-    for key in info.inputs:
+    for key in info.inputs if extra else ():
         kwargs[key] = extra_input(key, pred, g)
     return LossInputs(pred, target, user, kwargs, valid)
 
