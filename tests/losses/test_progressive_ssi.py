@@ -61,7 +61,6 @@ class TestProgressiveSSI:
         ]
         check_values(DF.progressive_ssi, R.progressive_ssi, variants, mask_kind, dtype)
 
-    @pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #1 (step schedule rounds to float32)")
     def test_step_schedule_float64_oracle(self) -> None:
         variants = [{"progress": p, "weight_schedule": "step", "ssi_weight_start": 2.0, "l1_weight_end": 1.0} for p in (0.3, 0.7)]
         check_values(DF.progressive_ssi, R.progressive_ssi, variants, "random", torch.float64)

@@ -227,7 +227,6 @@ class TestScaleAdaptive:
             expected = R.scale_adaptive(depth_of(inputs.pred, "depth", 0.1, 100.0), inputs.target, None, 0.5, num_scales=num_scales)
             torch.testing.assert_close(loss.detach(), expected)
 
-    @pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #2 (num_scales >= 32 overflows the pooling factor)")
     def test_num_scales_beyond_31(self) -> None:
         inputs = loss_inputs(NAME, "depth", shape=(2, 1, 16, 16), progress=0.5)
         try:

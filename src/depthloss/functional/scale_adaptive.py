@@ -96,7 +96,7 @@ def scale_adaptive_terms(
     weighted: List[Tensor] = []
     per_level: List[List[Tensor]] = []  # per level: loss, l1, grad, valid fraction, stencil fraction
     for level in range(cfg.num_scales):
-        factor = 2**level
+        factor = min(2**level, max(shape[1], shape[2], 1))  # levels past the image size: one pixel
         # the target pooled sparse-aware; the prediction as the mean of the same valid pixels
         g_l, m_l = downsample_sparse(g, valid, factor, cfg.gt_downsample) if level else (g, valid)
         x_l = masked_mean_pool(x, valid, factor).depth if level else x

@@ -78,7 +78,7 @@ def schedule(
     if kind == "constant":
         return torch.full_like(p, start)
     if kind == "step":
-        return torch.where(p < milestone, start, end).to(p.dtype)
+        return torch.where(p < milestone, torch.full_like(p, start), torch.full_like(p, end))
     frac = p if kind == "linear" else 0.5 * (1.0 - torch.cos(math.pi * p))
     value = (start + (end - start) * frac).clamp(min(start, end), max(start, end))
     return torch.where(p >= 1.0, end, value).to(p.dtype)  # exactly `end` at 1 (the formula may miss by an ulp)
