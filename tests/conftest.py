@@ -32,3 +32,22 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+#: modules that time or train on realistic sizes keep torch's threads
+_MANY_THREADS = {"test_demo.py", "test_synthetic.py", "test_benchmarks.py", "test_examples.py", "test_gpu_check.py"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(request: pytest.FixtureRequest):
+    """Tiny tensors: intra-op threads only add synchronization (a lot of it on a loaded 2-core
+    machine), so the unit tests run on one thread (restored afterwards)."""
+    if request.path.name in _MANY_THREADS:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,169 @@
+"""Every functional loss kernel against its float64 oracle on random and adversarial inputs.
+
+Random cases (three seeds: random masks, NaN/inf/0/-1 junk at invalid pixels, weights, 3-D and
+4-D layouts) and the edge cases of :data:`cases.EDGE_CASES`: empty masks, one empty image, a
+single valid pixel, constant predictions and targets, integer ties, depths spanning 1e-3..1e3,
+odd and even valid counts, an image with zero weights, no mask. The per-loss files check more
+hyper-parameters; this file checks every kernel on the same hard inputs, and that invalid
+pixels get exactly zero (and finite) gradient even when they hold NaN or inf.
+
+Expected values always come from ``reference.py`` (which does not import depthloss).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, NamedTuple, Tuple
+
+import pytest
+import torch
+
+import depthloss.functional as DF
+import reference as R
+from cases import DTYPE_IDS, DTYPES, EDGE_CASES, NAN, INF, SEEDS, Case, assert_invalid_grad_zero, assert_matches, edge_case, leaf, random_case
+
+SCOPE_REDUCTIONS = (("image", "mean"), ("image", "sum"), ("image", "none"), ("image", "pixel-mean"), ("batch", "mean"), ("batch", "sum"))
+# edge cases are about per-image values and which images count
+EDGE_SCOPE_REDUCTIONS = (("image", "mean"), ("image", "none"), ("image", "pixel-mean"), ("batch", "mean"))
+
+
+class LossSpec(NamedTuple):
+    kernel: Callable[..., torch.Tensor]
+    oracle: Callable[..., torch.Tensor]
+    kwargs: Dict[str, Any]
+    weighted: bool
+
+
+LOSSES: Dict[str, LossSpec] = {
+    "ssi": LossSpec(DF.ssi, R.ssi, {}, True),
+    "ssi_alpha0": LossSpec(DF.ssi, R.ssi, {"alpha": 0.0}, True),
+    "ssi_mae": LossSpec(DF.ssi_mae, R.ssi_mae, {}, False),
+    "ssi_mae_trim0": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim": 0.0}, False),
+    "ssi_mae_trim_max": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim": 0.9999999}, False),
+    "ssi_mae_midas_options": LossSpec(
+        DF.ssi_mae, R.ssi_mae, {"data_scale": 0.5, "trim_denominator": "valid", "trim_rounding": "floor", "median_over": "all-pixels"}, False
+    ),
+    "ssi_mae_batch_trim": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim_scope": "batch"}, False),
+    "ssi_lsq": LossSpec(DF.ssi_lsq, R.ssi_lsq, {}, True),
+    "silog": LossSpec(DF.silog, R.silog, {}, True),
+    "silog_lambd1": LossSpec(DF.silog, R.silog, {"lambd": 1.0, "ratio": 1.0, "eps": 0.0}, True),
+    "l1": LossSpec(DF.l1, R.l1, {}, True),
+    "mse": LossSpec(DF.mse, R.mse, {}, True),
+    "berhu": LossSpec(DF.berhu, R.berhu, {}, True),
+    "abs_rel": LossSpec(DF.abs_rel, R.abs_rel, {}, True),
+    "ssi_silog": LossSpec(DF.ssi_silog, R.ssi_silog, {}, True),
+    "enhanced_ssi": LossSpec(DF.enhanced_ssi, R.enhanced_ssi, {"progress": 0.3}, False),
+    "progressive_ssi": LossSpec(DF.progressive_ssi, R.progressive_ssi, {"progress": 0.6, "weight_schedule": "cosine"}, False),
+    "midas": LossSpec(DF.midas, R.midas, {"scales": 3}, False),
+    "ssi_trim": LossSpec(DF.ssi_trim, R.ssi_trim, {"scales": 3}, False),
+    "scale_adaptive": LossSpec(DF.scale_adaptive, R.scale_adaptive, {"progress": 0.4, "num_scales": 3}, False),
+    "near_field_ssi_silog": LossSpec(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True),
+}
+
+
+def loss_tolerance(name: str, case: Case, dtype: torch.dtype) -> Dict[str, float]:
+    """Extra absolute tolerance where a float32 kernel legitimately loses digits.
+
+    - SILog-type losses form the radicand from sums: an absolute error of a few ulps of E[g²],
+      amplified by the square root when the radicand is near 0 (constant log-ratio, lambd = 1);
+    - least-squares fits: the shift is a difference of terms of the size of the target (1e3 in
+      ``wide_range``);
+    - MAD-normalized losses divide by a MAD that may sit at eps: float32 residuals of the size
+      ``|x| / eps``.
+    """
+    mask = case.mask if case.mask is not None else torch.ones_like(case.pred, dtype=torch.bool)
+    p, t = torch.where(mask, case.pred.double(), 1.0), torch.where(mask, case.target.double(), 1.0)
+    base = 2e-6 if dtype == torch.float32 else 1e-12
+    if name.startswith("silog") or name in ("ssi_silog", "near_field_ssi_silog"):
+        g = torch.log(p) - torch.log(t)
+        ratio = LOSSES[name].kwargs.get("ratio", 10.0)
+        return {"atol": ratio * math.sqrt(64 * torch.finfo(dtype).eps * float((g * g).max())) + base}
+    if dtype == torch.float64:
+        return {}
+    if name in ("ssi_lsq", "midas"):
+        return {"atol": 64 * torch.finfo(dtype).eps * float(t.abs().max()) ** 2 + 2e-6}
+    return {}
+
+
+def run_loss(name: str, case: Case, reduction: str, scope: str, use_weights: bool) -> Tuple[torch.Tensor, torch.Tensor]:
+    spec = LOSSES[name]
+    kw = dict(spec.kwargs, reduction=reduction, scope=scope)
+    if spec.weighted:
+        kw["weights"] = case.weights if use_weights else None
+    return spec.kernel(case.pred, case.target, case.mask, **kw), spec.oracle(case.pred, case.target, case.mask, **kw)
+
+
+def weight_options(name: str) -> Tuple[bool, ...]:
+    return (False, True) if LOSSES[name].weighted else (False,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_random(name: str, seed: int, dtype: torch.dtype) -> None:
+    case = random_case(seed, dtype)
+    for scope, reduction in SCOPE_REDUCTIONS:
+        for use_weights in weight_options(name):
+            actual, expected = run_loss(name, case, reduction, scope, use_weights)
+            assert_matches(actual, expected, dtype, **loss_tolerance(name, case, dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("edge", EDGE_CASES)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_edge_cases(name: str, edge: str, dtype: torch.dtype) -> None:
+    case = edge_case(edge, dtype)
+    for scope, reduction in EDGE_SCOPE_REDUCTIONS:
+        for use_weights in weight_options(name):
+            actual, expected = run_loss(name, case, reduction, scope, use_weights)
+            assert torch.isfinite(actual).all()
+            assert_matches(actual, expected, dtype, **loss_tolerance(name, case, dtype))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_empty_mask_is_exactly_zero_with_zero_gradient(name: str) -> None:
+    case = edge_case("empty_all", torch.float64)
+    for scope, reduction in SCOPE_REDUCTIONS:
+        for use_weights in weight_options(name):
+            actual, _ = run_loss(name, case, reduction, scope, use_weights)
+            expected_shape = (3,) if reduction == "none" else ()
+            assert actual.shape == expected_shape
+            assert torch.equal(actual, torch.zeros(expected_shape, dtype=torch.float64)), actual
+    spec = LOSSES[name]
+    pred, target = leaf(case.pred), leaf(case.target)
+    loss = spec.kernel(pred, target, case.mask, **spec.kwargs)
+    loss.backward()
+    assert torch.equal(pred.grad, torch.zeros_like(pred)) and torch.equal(target.grad, torch.zeros_like(target))
+
+
+@pytest.mark.parametrize("scope", ("image", "batch"))
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_invalid_pixels_get_zero_gradient(name: str, dtype: torch.dtype, scope: str) -> None:
+    case = edge_case("one_empty_image", dtype)  # NaN/inf/-inf/0/-1 at invalid pixels, image 1 empty
+    assert case.mask is not None and not torch.isfinite(case.pred[~case.mask]).all()
+    spec = LOSSES[name]
+    pred, target, weights = leaf(case.pred), leaf(case.target), leaf(case.weights)
+    kw = dict(spec.kwargs, scope=scope)
+    if spec.weighted:
+        kw["weights"] = weights
+    loss = spec.kernel(pred, target, case.mask, **kw)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert_invalid_grad_zero(pred.grad, case.mask)
+    assert_invalid_grad_zero(target.grad, case.mask)
+    if spec.weighted and weights.grad is not None:
+        assert_invalid_grad_zero(weights.grad, case.mask)
+    if scope == "image":
+        assert torch.equal(pred.grad[1], torch.zeros_like(pred.grad[1]))
+    assert (pred.grad[case.mask] != 0).any(), "the valid pixels do receive a gradient"
+
+
+def test_every_functional_loss_is_covered() -> None:
+    """A new functional loss joins this file: every loss kernel exported by ``depthloss.functional``."""
+    import depthloss
+
+    kernels = {spec.kernel for spec in LOSSES.values()}
+    for name in depthloss.list_losses():
+        fn = depthloss.loss_info(name).functional
+        assert fn is None or fn in kernels, f"{name}: add its kernel and oracle to LOSSES"
