@@ -77,28 +77,53 @@ def test_scale_adaptive_dense_matches_depthloss(progress: float, use_inv_depth: 
     base = BL.SeedScaleAdaptiveLoss(use_inv_depth=use_inv_depth, pred_downsample="area", gt_downsample="nearest")
     # depthloss also clamps inverse depth to [1/max_depth, 1/min_depth]; the seed uses it as is
     no_clamp = {"min_depth": None, "max_depth": None} if use_inv_depth else {}
-    ours = depthloss.ScaleAdaptiveLoss(use_inv_depth=use_inv_depth, gt_downsample="nearest", scale_floor=0.0, **no_clamp)
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", use_inv_depth=use_inv_depth, gt_downsample="nearest", scale_floor=0.0, **no_clamp)
     assert_same(value_and_grad(base, pred, target, mask, progress), value_and_grad(ours, pred, target, mask, progress))
+
+
+def block_mask(fraction: float, b: int = B, h: int = H, w: int = W, same: bool = False, block: int = 8) -> Tensor:
+    """A sparse mask constant on ``block x block`` tiles: every pyramid block (4 levels) is all valid or all invalid."""
+    tiles = random_mask(fraction, b, h // block, w // block, same=same)
+    return tiles.repeat_interleave(block, dim=-2).repeat_interleave(block, dim=-1)
 
 
 @pytest.mark.parametrize("gt_downsample", ["nearest", "mean"])
 def test_scale_adaptive_sparse_same_mask_matches_depthloss(gt_downsample: str) -> None:
-    # Sparse targets, the same mask in every image (equal counts at every level): both GT
-    # pooling modes match depthloss's, including its default sparse-aware "mean".
+    # Sparse targets, the same mask in every image (equal counts at every level), constant on
+    # 8x8 tiles: depthloss's coarse prediction (the mean of each block's *valid* pixels) is then
+    # the seed's dense area pooling, and both GT pooling modes match depthloss's.
     pred, target = inverse_pair()
-    mask = random_mask(0.6, same=True)
+    mask = block_mask(0.6, same=True)
     base = BL.SeedScaleAdaptiveLoss(pred_downsample="area", gt_downsample=gt_downsample)
-    ours = depthloss.ScaleAdaptiveLoss(gt_downsample=gt_downsample, scale_floor=0.0)
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample=gt_downsample, scale_floor=0.0)
     assert_same(value_and_grad(base, pred, target, mask, 0.4), value_and_grad(ours, pred, target, mask, 0.4))
 
 
-def test_scale_adaptive_single_image_any_mask() -> None:
-    # One image: batch pooling and per-image means coincide for any mask.
+def test_scale_adaptive_single_image_any_tiled_mask() -> None:
+    # One image: batch pooling and per-image means coincide for any (tile-constant) mask.
+    pred, target = inverse_pair(b=1)
+    mask = block_mask(0.5, b=1)
+    base = BL.SeedScaleAdaptiveLoss(pred_downsample="area")
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample="nearest", scale_floor=0.0)
+    assert_same(value_and_grad(base, pred, target, mask, 0.7), value_and_grad(ours, pred, target, mask, 0.7))
+
+
+def test_scale_adaptive_pixel_sparse_mask_is_the_documented_difference() -> None:
+    # With a pixel-sparse mask the seed's dense pooling mixes the predictions of invalid pixels
+    # into the coarse levels (gradient reaches them); depthloss pools the valid ones only
+    # (issue 12 item 5): the values differ and only depthloss gives invalid pixels zero gradient.
     pred, target = inverse_pair(b=1)
     mask = random_mask(0.5, b=1)
     base = BL.SeedScaleAdaptiveLoss(pred_downsample="area")
-    ours = depthloss.ScaleAdaptiveLoss(gt_downsample="nearest", scale_floor=0.0)
-    assert_same(value_and_grad(base, pred, target, mask, 0.7), value_and_grad(ours, pred, target, mask, 0.7))
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample="nearest", scale_floor=0.0)
+    (v_base, g_base), (v_ours, g_ours) = value_and_grad(base, pred, target, mask, 0.7), value_and_grad(ours, pred, target, mask, 0.7)
+    assert abs(float(v_base) - float(v_ours)) > 1e-6 * abs(float(v_ours))
+    assert float(g_base[~mask].abs().max()) > 0.0
+    assert torch.equal(g_ours[~mask], torch.zeros_like(g_ours[~mask]))
+    # one level (no pyramid): the same loss
+    base1 = BL.SeedScaleAdaptiveLoss(pred_downsample="area", num_scales=1)
+    ours1 = depthloss.ScaleAdaptiveLoss(input_space="inverse", num_scales=1, gt_downsample="nearest", scale_floor=0.0)
+    assert_same(value_and_grad(base1, pred, target, mask, 0.7), value_and_grad(ours1, pred, target, mask, 0.7))
 
 
 def test_scale_adaptive_bilinear_is_area_at_factor_two() -> None:
@@ -107,7 +132,7 @@ def test_scale_adaptive_bilinear_is_area_at_factor_two() -> None:
     pred, target = inverse_pair()
     mask = torch.ones_like(pred, dtype=torch.bool)
     base = BL.SeedScaleAdaptiveLoss(num_scales=2)
-    ours = depthloss.ScaleAdaptiveLoss(num_scales=2, gt_downsample="nearest", scale_floor=0.0)
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", num_scales=2, gt_downsample="nearest", scale_floor=0.0)
     assert_same(value_and_grad(base, pred, target, mask, 0.5), value_and_grad(ours, pred, target, mask, 0.5))
     # ... and from level 2 on bilinear samples block centres: the documented difference.
     four = BL.SeedScaleAdaptiveLoss()(pred, target, mask, 0.5)
@@ -120,7 +145,7 @@ def test_scale_adaptive_report_residual_is_alpha_one() -> None:
     pred, target = inverse_pair()
     mask = torch.ones_like(pred, dtype=torch.bool)
     base = BL.SeedScaleAdaptiveLoss(pred_downsample="area", alpha_blend=False)
-    ours = depthloss.ScaleAdaptiveLoss(gt_downsample="nearest", alpha_start=1.0, alpha_end=1.0, scale_floor=0.0)
+    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample="nearest", alpha_start=1.0, alpha_end=1.0, scale_floor=0.0)
     assert_same(value_and_grad(base, pred, target, mask, 0.6), value_and_grad(ours, pred, target, mask, 0.6))
 
 
@@ -148,7 +173,7 @@ def test_near_field_matches_depthloss_batch_scope(ssi_weighting: str) -> None:
     kwargs = {"ssi_weighting": ssi_weighting}
     if ssi_weighting == "scaled-diff":
         kwargs["ssi_weight_norm"] = "batch"
-    ours = depthloss.NearFieldSSISilog(scope="batch", **kwargs)
+    ours = depthloss.NearFieldSSISilog(input_space="inverse", scope="batch", **kwargs)
     weights = base.get_distance_weight_mask(target, mask)
     assert float(weights[mask].max()) > 4.0 and float(weights[mask].min()) < 1.1  # both regimes present
     assert_same(value_and_grad(base, pred, target, mask), value_and_grad(ours, pred, target, mask), rtol=1e-5)
@@ -229,7 +254,7 @@ def test_midas_batch_based_is_half_depthloss_alpha_one(dense: bool) -> None:
     pred, target = inverse_pair()
     mask = torch.ones_like(pred, dtype=torch.bool) if dense else random_mask(0.7, same=True)
     base = BL.MidasDenseLoss()  # alpha 0.5, 4 scales, batch-based: the published defaults
-    ours = depthloss.MiDaSLoss(alpha=1.0)
+    ours = depthloss.MiDaSLoss(input_space="inverse", alpha=1.0)
     half = lambda p, t, m: 0.5 * ours(p, t, m)  # noqa: E731
     assert_same(value_and_grad(base, pred, target, mask), value_and_grad(half, pred, target, mask), rtol=1e-9)
 
@@ -238,11 +263,11 @@ def test_midas_image_based_any_mask() -> None:
     pred, target = inverse_pair()
     mask = random_mask(0.6)
     base = BL.MidasDenseLoss(reduction="image-based")
-    ours = depthloss.MiDaSLoss(alpha=1.0)
+    ours = depthloss.MiDaSLoss(input_space="inverse", alpha=1.0)
     half = lambda p, t, m: 0.5 * ours(p, t, m)  # noqa: E731
     assert_same(value_and_grad(base, pred, target, mask), value_and_grad(half, pred, target, mask), rtol=1e-9)
     # and alpha enters the same way: MiDaS(alpha) = data / 2 + alpha * grad
-    data = depthloss.MiDaSLoss(alpha=0.0)(pred, target, mask)
+    data = depthloss.MiDaSLoss(input_space="inverse", alpha=0.0)(pred, target, mask)
     grad = ours(pred, target, mask) - data
     midas_03 = BL.MidasDenseLoss(alpha=0.3, reduction="image-based")(pred, target, mask)
     torch.testing.assert_close(midas_03, 0.5 * data + 0.3 * grad, rtol=1e-9, atol=0.0)

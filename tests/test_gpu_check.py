@@ -284,8 +284,8 @@ def test_extra_required_inputs_come_from_one_table(gc: ModuleType) -> None:
                     foo: Tensor) -> Tensor:  # fmt: skip
             return super().forward(pred, target, mask, progress)
 
-    registry.register_loss("test-needs-k", summary="", formula="", loss_space="input")(NeedsK)
-    registry.register_loss("test-needs-foo", summary="", formula="", loss_space="input")(NeedsFoo)
+    registry.register_loss("test-needs-k")(NeedsK)  # metadata from the class (L1Loss's)
+    registry.register_loss("test-needs-foo")(NeedsFoo)
     try:
         inputs = gc.parity_inputs(gc.SMOKE_PARITY_SHAPES[0], 0)
         case = gc.loss_case("test-needs-k", inputs)

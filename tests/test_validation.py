@@ -64,6 +64,14 @@ PAIRS: Dict[str, Pair] = {
     "berhu": Pair(DF.berhu, "pred", "target", True, True),
     "abs_rel": Pair(DF.abs_rel, "pred", "target", True, True),
     "lsq_scale_shift": Pair(DF.lsq_scale_shift, "pred", "target", True, False),
+    # the composite losses
+    "ssi_silog": Pair(DF.ssi_silog, "pred_inv", "target_inv", True, True),
+    "enhanced_ssi": Pair(DF.enhanced_ssi, "pred", "target", False, True),
+    "progressive_ssi": Pair(DF.progressive_ssi, "pred", "target", False, True),
+    "midas": Pair(DF.midas, "pred", "target", False, True),
+    "ssi_trim": Pair(DF.ssi_trim, "pred", "target", False, True),
+    "scale_adaptive": Pair(DF.scale_adaptive, "pred", "target", False, True),
+    "near_field_ssi_silog": Pair(DF.near_field_ssi_silog, "pred_inv", "target_inv", True, True),
 }
 
 
@@ -110,8 +118,13 @@ WEIGHTED_SINGLES = sorted(n for n, s in SINGLES.items() if s.weighted)
 # ---------------------------------------------------------------------------------------------
 
 
+PROGRESS_FIRST = pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #5 (progress converted before pred is checked)")
+
+
 @pytest.mark.parametrize("bad", ([[1.0, 2.0]], 3.0, None), ids=("list", "float", "none"))
-@pytest.mark.parametrize("name", sorted(PAIRS))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=PROGRESS_FIRST) if n in ("enhanced_ssi", "progressive_ssi") else n for n in sorted(PAIRS)]
+)
 def test_pred_not_a_tensor(name: str, bad: Any) -> None:
     with pytest.raises(TypeError, match=rf"^{PAIRS[name].pred} must be a torch\.Tensor"):
         call_pair(name, bad, depth())
@@ -320,14 +333,18 @@ def test_bad_reduction(name: str, bad: Any) -> None:
 
 
 # kernels whose statistics are sums and counts take scope="global" (all-reduced batch statistics)
-GLOBAL_PAIRS = ("ssi", "silog")
+GLOBAL_PAIRS = ("ssi", "silog", "ssi_silog", "near_field_ssi_silog")
 
 
 @pytest.mark.parametrize("bad", ("images", "Batch", None))
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_bad_scope(name: str, bad: Any) -> None:
     options = "'image', 'batch', 'global'" if name in GLOBAL_PAIRS else "'image', 'batch'"
-    with pytest.raises(ValueError, match=rf"^scope must be one of {options}, got"):
+    if PAIRS[name].reduces:  # the loss kernels name themselves (issue 12 item 6)
+        pattern = rf"^scope: {name.replace('_', '[-_]')} accepts {options}; got {re.escape(repr(bad))}"
+    else:
+        pattern = rf"^scope must be one of {options}, got"
+    with pytest.raises(ValueError, match=pattern):
         call_pair(name, depth(), depth(), scope=bad)
 
 
@@ -342,13 +359,14 @@ def test_bad_scope(name: str, bad: Any) -> None:
     ids=("ssi_silog", "near_field_ssi_silog", "masked_mean", "masked_var"),
 )
 def test_bad_scope_global_kernels(call: Callable[[str], Any]) -> None:
-    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch', 'global'"):
+    with pytest.raises(ValueError, match=r"^scope(: \S+ accepts| must be one of) 'image', 'batch', 'global'"):
         call("pixels")
 
 
 @pytest.mark.parametrize("name", sorted(set(PAIRS) - set(GLOBAL_PAIRS)))
 def test_scope_global_rejected_where_statistics_are_not_sums(name: str) -> None:
-    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch', got 'global'"):
+    pattern = rf"^scope: {name.replace('_', '[-_]')} accepts 'image', 'batch'; got 'global'" if PAIRS[name].reduces else r"^scope must be one of 'image', 'batch', got 'global'"
+    with pytest.raises(ValueError, match=pattern):
         call_pair(name, depth(), depth(), scope="global")
 
 
@@ -362,7 +380,7 @@ def test_scope_global_rejected_where_statistics_are_not_sums(name: str) -> None:
     ids=("masked_median", "mad_normalize", "gradient_matching"),
 )
 def test_bad_scope_statistics(call: Callable[[], Any]) -> None:
-    with pytest.raises(ValueError, match=r"^scope must be one of 'image', 'batch'"):
+    with pytest.raises(ValueError, match=r"^scope(: gradient_matching accepts| must be one of) 'image', 'batch'"):
         call()
 
 
@@ -468,8 +486,8 @@ PROGRESS_FUNCS = {
 }
 
 BAD_PROGRESS = {
-    "1-d tensor": (torch.tensor([0.5]), ValueError, r"^progress must be a 0-dim tensor, got shape \(1,\)"),
-    "2-d tensor": (torch.zeros(2, 2), ValueError, r"^progress must be a 0-dim tensor"),
+    "1-d tensor": (torch.tensor([0.5]), ValueError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(1,\)"),
+    "2-d tensor": (torch.zeros(2, 2), ValueError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(2, 2\)"),
     "integer tensor": (torch.tensor(1), TypeError, r"^progress must be a floating-point tensor"),
     "string": ("0.5", TypeError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got str"),
     "none": (None, TypeError, r"^progress must be a float"),
