@@ -88,7 +88,7 @@ def test_registered_names_are_the_design_table() -> None:
 def test_exact_case_insensitive_and_sparse_names(name: str) -> None:
     cls = EXPECTED_CLASSES[name]
     for spelling in (name, name.upper(), name.title(), f"  {name} ", f"sparse-{name}", f"SPARSE-{name.upper()}"):
-        module = get_loss(spelling)
+        module = get_loss(spelling, input_space="inverse")
         assert type(module) is cls, spelling
     assert parse_loss_name(name.upper()) == (name, False)
     assert parse_loss_name(f"Sparse-{name}") == (name, True)
@@ -98,21 +98,21 @@ def test_exact_case_insensitive_and_sparse_names(name: str) -> None:
 
 def test_aliases() -> None:
     for spelling in ("ssi-silog-nearfield", "SSI-SILog-NearField", "sparse-ssi-silog-nearfield"):
-        assert type(get_loss(spelling)) is NearFieldSSISilog
+        assert type(get_loss(spelling, input_space="inverse")) is NearFieldSSISilog
     assert parse_loss_name("Sparse-SSI-SILog-NearField") == ("near-field-ssi-silog", True)
-    assert type(get_loss("abs-rel")) is AbsRelLoss
+    assert type(get_loss("abs-rel", input_space="depth")) is AbsRelLoss
     assert loss_info("ssi-silog-nearfield").name == "near-field-ssi-silog"
     assert "ssi-silog-nearfield" not in list_losses()  # aliases are not listed as losses
 
 
 def test_no_suffix_matching() -> None:
     """The seed's ``endswith`` chain: 'enhanced-ssi' -> SSILoss, anything '*l1' -> L1."""
-    assert type(get_loss("enhanced-ssi")) is EnhancedSSILoss
-    assert type(get_loss("progressive-ssi")) is ProgressiveSSILoss
-    assert type(get_loss("sparse-ssi-silog")) is SSISilogLoss
+    assert type(get_loss("enhanced-ssi", input_space="inverse")) is EnhancedSSILoss
+    assert type(get_loss("progressive-ssi", input_space="inverse")) is ProgressiveSSILoss
+    assert type(get_loss("sparse-ssi-silog", input_space="inverse")) is SSISilogLoss
     for name in ("my-ssi", "supervised-l1", "xsilog", "sparse-", "ssi-", "sparse-sparse-l1"):
         with pytest.raises(ValueError, match="unknown loss"):
-            get_loss(name)
+            get_loss(name, input_space="inverse")
 
 
 @pytest.mark.parametrize(
@@ -189,34 +189,58 @@ def test_base_keywords_accepted_by_every_loss(name: str) -> None:
 
 
 def test_config_keywords_reach_the_module() -> None:
-    sa = get_loss("sparse-scale-adaptive", lambda_sg=0.3, num_scales=2, alpha_schedule="cosine", use_inv_depth=True)
+    sa = get_loss("sparse-scale-adaptive", input_space="depth", lambda_sg=0.3, num_scales=2, alpha_schedule="cosine", use_inv_depth=True)
     assert (sa.config.lambda_sg, sa.config.num_scales, sa.config.alpha_schedule) == (0.3, 2, "cosine")
     assert sa.use_inv_depth is True
-    nf = get_loss("ssi-silog-nearfield", near_weight=3.0, weight_mode="step", grad_clip=0.5)
+    nf = get_loss("ssi-silog-nearfield", input_space="inverse", near_weight=3.0, weight_mode="step", grad_clip=0.5)
     assert (nf.config.near_weight, nf.config.weight_mode, nf.config.grad_clip) == (3.0, "step", 0.5)
-    assert get_loss("silog", lambd=1.0).lambd == 1.0
-    assert get_loss("ssi-trim", trim=0.1).trim == 0.1
+    assert get_loss("silog", input_space="depth", lambd=1.0).lambd == 1.0
+    assert get_loss("ssi-trim", input_space="inverse", trim=0.1).trim == 0.1
 
 
 # ----------------------------------------------------------------------------------------
 # register_loss
 # ----------------------------------------------------------------------------------------
 def _register(name: str, **kwargs: Any):
-    return register_loss(name, summary="test loss", formula="mean|p-g|", loss_space="input", **kwargs)
+    return register_loss(name, **kwargs)
 
 
 def test_register_new_loss(clean_registry: None) -> None:
-    @_register("My-L1", aliases=("my-other-l1",), uses_progress=True)
+    @_register("My-L1", aliases=("my-other-l1",))
     class MyL1(L1Loss):
-        pass
+        """A test loss (:func:`depthloss.functional.l1`).
+
+        More text that is not the summary.
+        """
+
+        formula = "mean|p - g|"
+        when = "never"
+        loss_space = "depth"
+        invariances = ("shift",)
+        uses_progress = True
+        scopes = ("image",)
+        inputs = ("weights",)
 
     assert "my-l1" in list_losses()
-    assert type(get_loss("MY-L1")) is MyL1
-    assert type(get_loss("sparse-my-other-l1")) is MyL1
+    assert type(get_loss("MY-L1", input_space="depth")) is MyL1
+    assert type(get_loss("sparse-my-other-l1", input_space="depth")) is MyL1
     info = loss_info("my-l1")
-    assert info.cls is MyL1 and info.uses_progress and info.aliases == ("my-other-l1",)
+    # every field comes from the class: the docstring's first line (without the (:func:...) tail)
+    # and the class attributes; the defaults from the __init__ signatures
+    assert info.cls is MyL1 and info.aliases == ("my-other-l1",)
+    assert info.summary == "A test loss"
+    assert (info.formula, info.when, info.loss_space) == ("mean|p - g|", "never", "depth")
+    assert info.invariances == ("shift",) and info.uses_progress and info.scopes == ("image",)
+    assert info.functional is DF.l1 and info.inputs == ("weights",)
     assert MyL1.registry_name == "my-l1"  # type: ignore[attr-defined]
-    assert "input_space" in info.defaults
+    assert "input_space" in info.defaults and info.defaults["input_space"] is None
+
+
+def test_register_takes_no_metadata_keywords() -> None:
+    """Metadata is never stated twice: register_loss(name, aliases=()) only."""
+    with pytest.raises(TypeError):
+        register_loss("never-registered", summary="x", formula="y", loss_space="input")  # type: ignore[call-arg]
+    assert "never-registered" not in list_losses()
 
 
 def test_registry_restored_after_registration_test() -> None:
@@ -333,7 +357,8 @@ def test_loss_info_fields() -> None:
     silog = loss_info("silog")
     assert silog.loss_space == "depth" and silog.invariances == ()
     assert silog.defaults["lambd"] == 0.85 and silog.defaults["ratio"] == 10.0  # packnet / BTS constants
-    assert loss_info("enhanced-ssi").functional is None and loss_info("enhanced-ssi").uses_progress
+    assert loss_info("enhanced-ssi").functional is DF.enhanced_ssi and loss_info("enhanced-ssi").uses_progress
+    assert loss_info("progressive-ssi").functional is DF.progressive_ssi
     assert loss_info("midas").invariances == ("scale", "shift")
     with pytest.raises(dataclasses.FrozenInstanceError):
         trim.summary = "changed"  # type: ignore[misc]
@@ -468,3 +493,71 @@ def test_python_dash_m_depthloss() -> None:
     result = subprocess.run([sys.executable, "-m", "depthloss"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert _listed_names(result.stdout) == list_losses()
+
+
+# ----------------------------------------------------------------------------------------
+# one source of truth, input space, error messages (issue 11 item 5, issue 12 items 3 and 6)
+# ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(EXPECTED_CLASSES))
+def test_metadata_is_read_from_the_class(name: str) -> None:
+    info = loss_info(name)
+    cls = info.cls
+    for field in ("formula", "when", "loss_space", "uses_progress", "inputs"):
+        assert getattr(info, field) == getattr(cls, field), field
+    assert info.invariances == tuple(cls.invariances) and info.scopes == tuple(cls.scopes)
+    assert info.functional is cls.functional
+    first_line = (cls.__doc__ or "").strip().splitlines()[0]
+    assert first_line.startswith(info.summary) and ":func:" not in info.summary
+    assert info.loss_space in ("input", "inverse", "depth", "inverse+depth")
+    assert info.defaults["input_space"] is None  # required, never defaulted
+
+
+def test_scale_adaptive_metadata_agrees_with_its_class() -> None:
+    """Issue 11: scale-adaptive was registered with loss_space='depth' while the class said 'input'."""
+    assert loss_info("scale-adaptive").loss_space == ScaleAdaptiveLoss.loss_space == "depth"
+
+
+def test_list_losses_names_its_argument() -> None:
+    """Issue 12 item 6: list_losses(None) said 'loss name must be a str'; it names ``pattern``."""
+    with pytest.raises(TypeError, match="^pattern must be a str, got NoneType"):
+        list_losses(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="loss name must be a str"):
+        get_loss(None, input_space="depth")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_CLASSES))
+def test_get_loss_requires_input_space(name: str) -> None:
+    with pytest.raises(TypeError, match=r"needs input_space: 'depth' if .* 'inverse' if"):
+        get_loss(name)
+    with pytest.raises(ValueError, match="input_space must be one of 'inverse', 'depth'"):
+        get_loss(name, input_space="metric")
+
+
+def test_from_config_defaults_to_inverse_depth_and_says_so() -> None:
+    sup = from_config({"supervised_method": "midas"})
+    assert sup.loss.input_space == "inverse"
+    assert "inverse" in (from_config.__doc__ or "") and "input_space" in (from_config.__doc__ or "")
+    assert from_config({"supervised_method": "midas", "input_space": "depth"}).loss.input_space == "depth"
+    nested = from_config({"model": {"loss": {"supervised_method": "silog", "input_space": "depth"}}})
+    assert nested.loss.input_space == "depth"
+
+
+@pytest.mark.parametrize(
+    "config,key",
+    [({"model": None}, "model"), ({"model": {"loss": None}}, "model.loss"), ({"model": {"loss": 3}}, "model.loss"),
+     ({"model": {"params": [1], "loss": {"supervised_method": "l1"}}}, "model.params")],
+)  # fmt: skip
+def test_from_config_empty_or_bad_sections_name_the_key(config: Dict[str, Any], key: str) -> None:
+    """Issue 12 item 6: a YAML ``model:`` with nothing under it raised AttributeError."""
+    with pytest.raises(ValueError, match=re.escape(key)):
+        from_config(config)
+
+
+def test_listing_shows_each_loss_space() -> None:
+    """Issue 12 item 3: ``python -m depthloss`` shows, for each loss, the space it is computed in."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main([])
+    for name in list_losses():
+        line = next(line for line in out.getvalue().splitlines() if line.startswith(f"  {name} "))
+        assert f"[{loss_info(name).loss_space}" in line, line
