@@ -565,20 +565,22 @@ all_kinds = st.sampled_from(["constant", "linear", "cosine", "step"])
     milestone=st.floats(1e-6, 1.0),  # milestones below the float32 resolution of progress are moot
 )
 def test_schedule_endpoints(kind, start, end, milestone):
-    assert F.schedule(0.0, kind, start, end, milestone) == start
-    assert F.schedule(1.0, kind, start, end, milestone) == end
+    f64 = {"dtype": torch.float64}
+    assert float(F.schedule(0.0, kind, start, end, milestone, **f64)) == start
+    assert float(F.schedule(1.0, kind, start, end, milestone, **f64)) == end
     s32, e32 = torch.tensor(start, dtype=torch.float32), torch.tensor(end, dtype=torch.float32)
     assert F.schedule(torch.tensor(0.0), kind, start, end, milestone) == s32
     assert F.schedule(torch.tensor(1.0), kind, start, end, milestone) == e32
-    assert F.schedule(0.7, "constant", start, end) == start
+    assert F.schedule(torch.tensor(1.0, dtype=torch.float64), kind, start, end, milestone) == end
+    assert float(F.schedule(0.7, "constant", start, end, dtype=torch.float64)) == start
 
 
 @given(kind=all_kinds, start=finite_values, end=finite_values, over=st.floats(0.0, 1e6))
 def test_schedule_clamps_progress(kind, start, end, over):
-    assert F.schedule(-over, kind, start, end) == F.schedule(0.0, kind, start, end)
-    assert F.schedule(1.0 + over, kind, start, end) == F.schedule(1.0, kind, start, end)
-    assert F.schedule(torch.tensor(-over), kind, start, end) == F.schedule(torch.tensor(0.0), kind, start, end)
-    assert F.schedule(torch.tensor(1.0 + over), kind, start, end) == F.schedule(torch.tensor(1.0), kind, start, end)
+    assert torch.equal(F.schedule(-over, kind, start, end), F.schedule(0.0, kind, start, end))
+    assert torch.equal(F.schedule(1.0 + over, kind, start, end), F.schedule(1.0, kind, start, end))
+    assert torch.equal(F.schedule(torch.tensor(-over), kind, start, end), F.schedule(torch.tensor(0.0), kind, start, end))
+    assert torch.equal(F.schedule(torch.tensor(1.0 + over), kind, start, end), F.schedule(torch.tensor(1.0), kind, start, end))
 
 
 @given(
@@ -591,7 +593,7 @@ def test_schedule_is_monotone_between_start_and_end(kind, start, end, ps):
     ps = sorted(ps)
     lo, hi = min(start, end), max(start, end)
     for progress_of in (float, lambda p: torch.tensor(p, dtype=torch.float64)):
-        values = [float(F.schedule(progress_of(p), kind, start, end)) for p in ps]
+        values = [float(F.schedule(progress_of(p), kind, start, end, dtype=torch.float64)) for p in ps]
         assert all(lo <= v <= hi for v in values)
         direction = 1.0 if end >= start else -1.0
         assert all(direction * (v2 - v1) >= 0 for v1, v2 in zip(values, values[1:]))
@@ -599,11 +601,12 @@ def test_schedule_is_monotone_between_start_and_end(kind, start, end, ps):
 
 @given(kind=all_kinds, start=finite_values, end=finite_values, p=st.floats(-0.5, 1.5))
 def test_schedule_float_and_tensor_progress_agree(kind, start, end, p):
-    as_float = F.schedule(p, kind, start, end)
+    as_float = F.schedule(p, kind, start, end, dtype=torch.float64)
     as_tensor = F.schedule(torch.tensor(p, dtype=torch.float64), kind, start, end)
-    assert isinstance(as_float, float)
-    assert isinstance(as_tensor, Tensor) and as_tensor.dim() == 0 and as_tensor.dtype == torch.float64
-    assert float(as_tensor) == pytest.approx(as_float, rel=1e-12, abs=1e-12)
+    for out in (as_float, as_tensor, F.schedule(p, kind, start, end)):
+        assert isinstance(out, Tensor) and out.dim() == 0  # always a 0-dim tensor
+    assert as_tensor.dtype == torch.float64 and F.schedule(p, kind, start, end).dtype == torch.float32
+    assert float(as_tensor) == pytest.approx(float(as_float), rel=1e-12, abs=1e-12)
 
 
 @given(kind=all_kinds, num_scales=st.integers(1, 8), ps=st.lists(progress_values, min_size=2, max_size=10))
@@ -708,62 +711,86 @@ def test_depth_inverse_round_trip(data, junk, dtype):
     assert torch.isfinite(g).all() and (g[~mask] == 0).all()
 
 
-# ---------------------------------------------------------------------------------------------
-# the branch-free CPU select behind the fused primitives
-# ---------------------------------------------------------------------------------------------
+
+# --------------------------------------------------------------------------------------
+# the registered modules: the invariances their metadata declares
+# --------------------------------------------------------------------------------------
+import depthloss  # noqa: E402
+
+INVARIANT = [n for n in depthloss.list_losses() if depthloss.loss_info(n).invariances]
+
+
+def test_invariant_losses_are_the_expected_ones():
+    assert set(INVARIANT) >= {"midas", "ssi-trim"}
+
+
+@pytest.mark.parametrize("name", INVARIANT)
+@given(case=loss_cases(dtype=torch.float64, mask_kind="random", min_side=4), ab=affine_params(scale_range=(0.1, 10.0), max_shift=2.0))
+def test_declared_invariances_hold_for_the_module(name, case, ab):
+    """``loss_info(name).invariances`` (``"scale"``, ``"shift"``) hold for the module, in its loss space."""
+    info = depthloss.loss_info(name)
+    a, b = ab
+    a = a if "scale" in info.invariances else 1.0
+    b = b if "shift" in info.invariances else 0.0
+    space = "depth" if info.loss_space == "depth" else "inverse"
+    assume(_mad_ok(case.pred, case.mask, 1e-3) and _rel_spread_ok(case.pred, case.mask, 1e-3))
+    assume(_mad_ok(a * case.pred + b, case.mask, 1e-3))
+    module = depthloss.get_loss(name, input_space=space, reduction="none")
+    target = torch.where(case.mask, case.target, 0.0)
+    before = module(case.pred, target, progress=0.5)
+    after = module(a * case.pred + b, target, progress=0.5)
+    close(after, before, rtol=1e-6, atol=1e-8 * (1.0 + float(before.abs().max())))
+
+
+COMPOSITES: dict[str, LossFn] = {
+    "ssi_silog": lambda p, t, m, w=None, **kw: F.ssi_silog(p, t, m, weights=w, **kw),
+    "enhanced_ssi": lambda p, t, m, w=None, **kw: F.enhanced_ssi(p, t, m, 0.4, **kw),
+    "progressive_ssi": lambda p, t, m, w=None, **kw: F.progressive_ssi(p, t, m, 0.4, **kw),
+    "midas": lambda p, t, m, w=None, **kw: F.midas(p, t, m, scales=2, **kw),
+    "ssi_trim": lambda p, t, m, w=None, **kw: F.ssi_trim(p, t, m, scales=2, **kw),
+    "scale_adaptive": lambda p, t, m, w=None, **kw: F.scale_adaptive(p, t, m, 0.4, num_scales=2, **kw),
+    "near_field_ssi_silog": lambda p, t, m, w=None, **kw: F.near_field_ssi_silog(p, t, m, 0.4, weights=w, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMPOSITES))
 @given(
-    data=st.data(),
-    dtype=st.sampled_from([torch.float32, torch.float64]),
-    fill=st.sampled_from([0.0, -0.0, 1.0, -2.5, 1e-38, float("inf")]),
-    inplace=st.booleans(),
-    shared=st.booleans(),
+    case=loss_cases(with_weights=None, poison_invalid=None),
+    reduction=st.sampled_from(["mean", "sum", "none", "pixel-mean"]),
+    scope=st.sampled_from(["image", "batch"]),
+    half=st.sampled_from([None, torch.float16, torch.bfloat16]),
 )
-def test_select_is_bitwise_torch_where(data, dtype: torch.dtype, fill: float, inplace: bool, shared: bool) -> None:
-    from depthloss.functional._fused import int_mask, select
-
-    n = data.draw(st.integers(1, 64))
-    values = data.draw(st.lists(st.sampled_from([0.0, -0.0, 1.5, -3.0, 1e-300, float("nan"), float("inf"), -float("inf")]), min_size=n, max_size=n))
-    valid = torch.tensor(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
-    x = torch.tensor(values, dtype=dtype)
-    want = torch.where(valid, x, fill)
-    got = select(valid, x.clone() if inplace else x, fill, int_mask(valid, dtype) if shared else None, inplace=inplace)
-    assert got.dtype == dtype
-    # bit-identical (NaN payloads and signed zeros included)
-    assert torch.equal(got.view(torch.int64 if dtype == torch.float64 else torch.int32),
-                       want.view(torch.int64 if dtype == torch.float64 else torch.int32))
-
-
-@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
-def test_positive_finite_is_the_two_comparisons(data, dtype: torch.dtype) -> None:
-    """The integer range check behind target validity equals ``(x > 0) & (x < inf)`` for every bit pattern."""
-    from depthloss.functional._fused import positive_finite
-
-    itype, nbits = (torch.int64, 64) if dtype == torch.float64 else (torch.int32, 32)
-    n = data.draw(st.integers(1, 64))
-    specials = [0.0, -0.0, 1.0, -1.0, float("inf"), -float("inf"), float("nan"), 1e-300, -1e-300, 5e-324, 1e-45, 3.4e38]
-    x = torch.tensor(data.draw(st.lists(st.sampled_from(specials) | st.floats(allow_nan=True), min_size=n, max_size=n)), dtype=dtype)
-    # plus arbitrary bit patterns: every NaN payload, subnormals, both signs
-    raw = data.draw(st.lists(st.integers(-(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1), min_size=n, max_size=n))
-    x = torch.cat([x, torch.tensor(raw, dtype=itype).view(dtype)])
-    assert torch.equal(positive_finite(x), (x > 0) & (x < float("inf")))
+def test_composite_loss_and_gradient_finite(name, case, reduction, scope, half):
+    """The composite kernels on any valid input (empty masks, single pixels, flat images, depths
+    1e-3..1e3, zero weights, NaN/inf at invalid pixels, fp16/bf16): finite value and gradient,
+    computed in float32, exactly zero gradient at invalid pixels."""
+    if scope == "batch" and reduction in ("none", "pixel-mean"):
+        reduction = "mean"
+    dtype = half or torch.float32
+    # half inputs: the kernel computes in float32; its gradient is checked in float32 on the
+    # half-rounded values (a gradient beyond fp16's range overflows in the cast back: finding #6)
+    pred = case.pred.to(dtype).float().clone().requires_grad_(True)
+    target = case.target.to(dtype)
+    weights = None if case.weights is None else case.weights.to(dtype)
+    half_out = COMPOSITES[name](case.pred.to(dtype), target, case.mask, weights, reduction=reduction, scope=scope)
+    assert half_out.dtype == torch.float32 and torch.isfinite(half_out).all()
+    out = COMPOSITES[name](pred, target.float(), case.mask, None if weights is None else weights.float(), reduction=reduction, scope=scope)
+    torch.testing.assert_close(half_out, out)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all(), out
+    out.sum().backward()
+    assert torch.isfinite(pred.grad).all()
+    assert (pred.grad[~case.mask] == 0).all(), "invalid pixels must get zero gradient"
+    if bool((valid_count(case.mask) == 0).all()):
+        assert (out == 0).all()
 
 
-@given(
-    data=st.data(),
-    dtype=st.sampled_from([torch.float32, torch.float64]),
-    low=log_uniform(1e-30, 1e30),
-    span=st.one_of(st.none(), log_uniform(1.0, 1e6)),
-)
-def test_in_range_is_the_comparisons(data, dtype: torch.dtype, low: float, span: Optional[float]) -> None:
-    """The bit-pattern range check behind clamp masks equals ``low <= x <= high`` (NaN outside)."""
-    from depthloss.functional._fused import in_range
-
-    high = None if span is None else low * span
-    itype, nbits = (torch.int64, 64) if dtype == torch.float64 else (torch.int32, 32)
-    n = data.draw(st.integers(1, 64))
-    raw = data.draw(st.lists(st.integers(-(2 ** (nbits - 1)), 2 ** (nbits - 1) - 1), min_size=n, max_size=n))
-    near = [low, high or low, float("inf"), float("nan"), 0.0, -0.0, -low]
-    x = torch.cat([torch.tensor(raw, dtype=itype).view(dtype), torch.tensor(near, dtype=dtype)])
-    lo = torch.tensor(low, dtype=dtype)
-    expected = (x >= lo) & (x <= (torch.tensor(high, dtype=dtype) if high is not None else float("inf")))
-    assert torch.equal(in_range(x, float(lo), None if high is None else float(torch.tensor(high, dtype=dtype))), expected)
+@pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #6 (flat fp16 prediction: the MAD gradient overflows fp16)")
+@pytest.mark.parametrize("kernel", ["ssi_mae", "ssi_trim", "scale_adaptive"])
+def test_flat_fp16_prediction_gets_a_finite_gradient(kernel):
+    pred = torch.ones(1, 1, 1, 16, dtype=torch.float16, requires_grad=True)
+    target = torch.linspace(1.0, 10.0, 16).reshape(1, 1, 1, 16).half()
+    if kernel == "scale_adaptive":  # the property test's shrunk example: a flat 1x2 image, flat target
+        pred = torch.ones(1, 1, 2, dtype=torch.float16, requires_grad=True)
+        target = torch.full((1, 1, 2), 10.0, dtype=torch.float16)
+    getattr(F, kernel)(pred, target).backward()
+    assert torch.isfinite(pred.grad).all()
