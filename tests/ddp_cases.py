@@ -57,7 +57,7 @@ class Case:
 
 def _module(name: str, **kwargs: Any) -> LossCall:
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-        return depthloss.get_loss(name, scope=scope, **kwargs)(pred, target, progress=PROGRESS)
+        return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(pred, target, progress=PROGRESS)
 
     return call
 
@@ -68,7 +68,7 @@ def _weighted_ssi(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> 
 
 
 def _explicit_weights_near_field(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-    return depthloss.get_loss("near-field-ssi-silog", scope=scope)(pred, target, progress=PROGRESS, weights=weights)
+    return depthloss.get_loss("near-field-ssi-silog", scope=scope, input_space="inverse")(pred, target, progress=PROGRESS, weights=weights)
 
 
 def _weighted_moments(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
