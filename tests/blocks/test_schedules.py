@@ -36,9 +36,7 @@ def test_schedule(kind: str, start_end_milestone: Tuple[float, float, float]) ->
         for dtype in DTYPES:
             out_t = DF.schedule(torch.tensor(p, dtype=dtype), kind, start, end, milestone)
             assert out_t.shape == () and out_t.dtype == dtype
-            # float64 progress: exact but for the step schedule (test_step_schedule_keeps_float64)
-            tol = {"rtol": 1e-6, "atol": 1e-7} if kind == "step" else {}
-            assert_matches(out_t, expected, dtype, **tol)
+            assert_matches(out_t, expected, dtype)
 
 
 def test_step_schedule_keeps_float64() -> None:
