@@ -53,16 +53,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 from torch.multiprocessing.reductions import StorageWeakRef
-from torch.utils._pytree import tree_leaves
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
 
-import depthloss  # noqa: E402
-from benchmarks.baselines import SeedNearFieldSSISilog, SeedScaleAdaptiveLoss  # noqa: E402
-from depthloss import demo, synthetic  # noqa: E402
+from benchmarks.baselines import SeedNearFieldSSISilog, SeedScaleAdaptiveLoss
+
+import depthloss
+from depthloss import demo, synthetic
 
 # --- the seed's near-field loss before its fixes -------------------------------------------
 
@@ -81,7 +82,9 @@ class SeedBeforeFixes(SeedNearFieldSSISilog):
         depths = 1.0 / gt_inv_depths.clamp(min=1e-6)
         return torch.where(depths < self.near_field_threshold, self.near_field_weight, 1.0)
 
-    def compute_ssi_loss(self, pred_inv_depth: Tensor, gt_inv_depth: Tensor, mask: Tensor, weights: Optional[Tensor] = None) -> Tensor:
+    def compute_ssi_loss(
+        self, pred_inv_depth: Tensor, gt_inv_depth: Tensor, mask: Tensor, weights: Optional[Tensor] = None
+    ) -> Tensor:
         if weights is None:
             return super().compute_ssi_loss(pred_inv_depth, gt_inv_depth, mask)
         if mask.sum() == 0:
@@ -91,7 +94,9 @@ class SeedBeforeFixes(SeedNearFieldSSISilog):
         mean = diff.mean()
         return (diff**2).mean() - mean**2 + self.alpha * mean**2
 
-    def compute_silog_loss(self, pred_inv_depth: Tensor, gt_inv_depth: Tensor, mask: Tensor, weights: Optional[Tensor] = None) -> Tensor:
+    def compute_silog_loss(
+        self, pred_inv_depth: Tensor, gt_inv_depth: Tensor, mask: Tensor, weights: Optional[Tensor] = None
+    ) -> Tensor:
         if weights is None:
             return super().compute_silog_loss(pred_inv_depth, gt_inv_depth, mask)
         if mask.sum() == 0:
@@ -157,7 +162,11 @@ def train_run(scene: str, variant: str, seed: int, steps: int, eval_every: int, 
         loss = loss_fn(pred, target_inv, target_inv > 0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norms.append(float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]))))
+        grad_norms.append(
+            float(
+                torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in net.parameters() if p.grad is not None]))
+            )
+        )
         losses.append(float(loss.detach()))
         opt.step()
         sched.step()
@@ -284,7 +293,8 @@ def training_tables(runs: List[Dict[str, Any]], steps: int) -> str:
         lines += [
             f"**{scene}** ({steps} steps, {len({r['seed'] for r in rows})} seeds; mean ± std, then per seed)",
             "",
-            "| variant | grad-norm CV ↓ | loss CV ↓ | steps to abs_rel ≤ " + f"{target:g} ↓ | near abs_rel ↓ | abs_rel ↓ |",
+            "| variant | grad-norm CV ↓ | loss CV ↓ | steps to abs_rel ≤ "
+            + f"{target:g} ↓ | near abs_rel ↓ | abs_rel ↓ |",
             "|---|---|---|---|---|---|",
         ]
         for variant in VARIANTS:
@@ -296,7 +306,11 @@ def training_tables(runs: List[Dict[str, Any]], steps: int) -> str:
             cells = [
                 f"{_ms([r['grad_norm_cv'] for r in vr])} ({_seeds([r['grad_norm_cv'] for r in vr])})",
                 f"{_ms([r['loss_cv'] for r in vr])} ({_seeds([r['loss_cv'] for r in vr])})",
-                (f"{_ms(reach_f, 0)} ({_seeds(reach)})" if None not in reach else f"({_seeds(reach)}; – = not reached)"),
+                (
+                    f"{_ms(reach_f, 0)} ({_seeds(reach)})"
+                    if None not in reach
+                    else f"({_seeds(reach)}; – = not reached)"
+                ),
                 f"{_ms([r['near_abs_rel'] for r in vr])} ({_seeds([r['near_abs_rel'] for r in vr])})",
                 f"{_ms([r['abs_rel'] for r in vr])} ({_seeds([r['abs_rel'] for r in vr])})",
             ]
@@ -332,7 +346,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--scenes", default="synthetic,real", help="synthetic and/or real (default: both)")
     ap.add_argument("--steps", type=int, default=400, help="training steps per run (default: 400)")
     ap.add_argument("--eval-every", type=int, default=20, help="held-out evaluation interval (default: 20)")
-    ap.add_argument("--target-synthetic", type=float, default=0.25, help="held-out abs_rel for convergence (default: 0.25)")
+    ap.add_argument(
+        "--target-synthetic", type=float, default=0.25, help="held-out abs_rel for convergence (default: 0.25)"
+    )
     ap.add_argument("--target-real", type=float, default=0.10, help="held-out abs_rel for convergence (default: 0.10)")
     ap.add_argument("--rounds", type=int, default=7, help="alternating timing rounds of the loss step (default: 7)")
     ap.add_argument("--reps", type=int, default=5, help="loss steps per timing round (default: 5)")

@@ -134,7 +134,7 @@ class DepthModule(pl.LightningModule):
 
 def make_loaders(
     sparse: bool, scenes: int, val_scenes: int, height: int, width: int, batch_size: int, seed: int
-) -> Tuple["DataLoader[Tuple[Tensor, ...]]", "DataLoader[Tuple[Tensor, ...]]"]:
+) -> Tuple[DataLoader[Tuple[Tensor, ...]], DataLoader[Tuple[Tensor, ...]]]:
     """Training loader ``(image, inverse target)`` and validation loader ``(image, depth, valid)``."""
     train = synthetic.make_scenes(scenes, height, width, seed=seed, max_depth=MAX_DEPTH)
     val = synthetic.make_scenes(val_scenes, height, width, seed=seed, offset=scenes, max_depth=MAX_DEPTH)

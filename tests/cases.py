@@ -4,13 +4,10 @@ pixels, adversarial edge cases, exact-median stress inputs, and the comparison h
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
-import pytest
 import torch
 
-import depthloss.functional as DF
-import reference as R
 DTYPES = (torch.float32, torch.float64)
 DTYPE_IDS = ("f32", "f64")
 SEEDS = (0, 1, 2)
@@ -18,6 +15,8 @@ SCOPE_REDUCTIONS = (("image", "mean"), ("image", "sum"), ("image", "none"), ("ba
 # edge cases are about per-image values and which images count: "sum" is covered by the random tests
 EDGE_SCOPE_REDUCTIONS = (("image", "mean"), ("image", "none"), ("batch", "mean"))
 NAN, INF = float("nan"), float("inf")
+
+
 def tolerances(dtype: torch.dtype) -> Dict[str, float]:
     """Comparison tolerances against a float64 oracle: float32 kernels compute in float32."""
     if dtype == torch.float32:
@@ -55,7 +54,9 @@ class Case(NamedTuple):
     weights: torch.Tensor
 
 
-def log_uniform(shape: Tuple[int, ...], low: float, high: float, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+def log_uniform(
+    shape: Tuple[int, ...], low: float, high: float, gen: torch.Generator, dtype: torch.dtype
+) -> torch.Tensor:
     u = torch.rand(shape, generator=gen, dtype=torch.float64)
     return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).to(dtype)
 
@@ -213,7 +214,9 @@ def median_inputs(dtype: torch.dtype) -> Dict[str, Tuple[torch.Tensor, Optional[
     close_values = base + ulps * torch.randperm(12, generator=gen).to(dtype)
     out["one_ulp_apart"] = (close_values.reshape(1, 3, 4), None)
     out["negative_one_ulp_apart"] = ((-close_values).reshape(1, 1, 3, 4), None)
-    wide = log_uniform((3, 1, 6, 7), 1e-3, 1e3, gen, dtype) * torch.where(torch.rand(3, 1, 6, 7, generator=gen) < 0.5, -1.0, 1.0).to(dtype)
+    wide = log_uniform((3, 1, 6, 7), 1e-3, 1e3, gen, dtype) * torch.where(
+        torch.rand(3, 1, 6, 7, generator=gen) < 0.5, -1.0, 1.0
+    ).to(dtype)
     wide_mask = torch.rand(3, 1, 6, 7, generator=gen) < 0.5
     out["wide_signed_4d"] = (poison(wide, wide_mask), wide_mask)
     out["single_pixel"] = (x, mask_with_counts(shape, (1, 1, 1, 1, 1), seed=5))

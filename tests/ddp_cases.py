@@ -68,12 +68,16 @@ def _weighted_ssi(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> 
 
 
 def _explicit_weights_near_field(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-    return depthloss.get_loss("near-field-ssi-silog", scope=scope, input_space="inverse")(pred, target, progress=PROGRESS, weights=weights)
+    return depthloss.get_loss("near-field-ssi-silog", scope=scope, input_space="inverse")(
+        pred, target, progress=PROGRESS, weights=weights
+    )
 
 
 def _weighted_moments(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
     mask = target > 0
-    return (DF.masked_var(pred - target, mask, weights, scope=scope) + DF.masked_mean(pred, mask, weights, scope=scope)).mean()
+    return (
+        DF.masked_var(pred - target, mask, weights, scope=scope) + DF.masked_mean(pred, mask, weights, scope=scope)
+    ).mean()
 
 
 def per_image_cases() -> List[Case]:
@@ -138,7 +142,9 @@ def make_batch(case: Case) -> Tuple[Tensor, Tensor, Tensor]:
     return images, target, weights
 
 
-def evaluate(case: Case, model: nn.Module, rank: Optional[int], scope: Optional[str] = None) -> Tuple[Tensor, List[Tensor]]:
+def evaluate(
+    case: Case, model: nn.Module, rank: Optional[int], scope: Optional[str] = None
+) -> Tuple[Tensor, List[Tensor]]:
     """Loss and parameter gradients: of the whole batch (``rank=None``) or of one rank's shard.
 
     The whole batch uses ``scope`` if given, else the case's reference scope.

@@ -44,7 +44,9 @@ def to_input_space(depth: Tensor, space: str) -> Tensor:
     return torch.where(depth > 0, 1.0 / safe, torch.zeros_like(depth))
 
 
-def log_uniform(shape: Sequence[int], low: float, high: float, g: torch.Generator, dtype: torch.dtype = torch.float64) -> Tensor:
+def log_uniform(
+    shape: Sequence[int], low: float, high: float, g: torch.Generator, dtype: torch.dtype = torch.float64
+) -> Tensor:
     u = torch.rand(tuple(shape), generator=g, dtype=torch.float64)
     return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).to(dtype)
 

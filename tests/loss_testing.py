@@ -28,7 +28,6 @@ from torch import Tensor
 import depthloss
 from helpers import (
     ORACLE_SHAPES,
-    poison,
     SPACES,
     accel_mode,
     assert_grad_matches_oracle,
@@ -38,6 +37,7 @@ from helpers import (
     gen,
     loss_inputs,
     oracle_pair,
+    poison,
     to_input_space,
     valid_of,
 )
@@ -103,7 +103,9 @@ def check_smoke(name: str, **kwargs: Any) -> None:
 # ---------------------------------------------------------------------------------------------
 # exceptions
 # ---------------------------------------------------------------------------------------------
-def check_bad_hyperparameters(name: str, cases: Iterable[Tuple[Dict[str, Any], type, str]], functional: Optional[Kernel] = None) -> None:
+def check_bad_hyperparameters(
+    name: str, cases: Iterable[Tuple[Dict[str, Any], type, str]], functional: Optional[Kernel] = None
+) -> None:
     """Every ``(kwargs, exception, argument)``: the module class, ``get_loss`` and (optionally) the
     functional kernel raise ``exception`` with a message naming ``argument``."""
     cls = depthloss.loss_info(name).cls
@@ -131,7 +133,12 @@ def check_bad_inputs(name: str, **kwargs: Any) -> None:
         ((p.long(), t), {}, TypeError, r"pred must be a floating-point tensor"),
         ((p, t.int()), {}, TypeError, r"target must be a floating-point tensor"),
         ((p[:, :, :3], t), {}, ValueError, r"target must have the same shape as pred"),
-        ((p.expand(2, 3, 6, 7), t.expand(2, 3, 6, 7)), {}, ValueError, r"pred must have shape \(B, 1, H, W\) or \(B, H, W\)"),
+        (
+            (p.expand(2, 3, 6, 7), t.expand(2, 3, 6, 7)),
+            {},
+            ValueError,
+            r"pred must have shape \(B, 1, H, W\) or \(B, H, W\)",
+        ),
         ((p[0, 0], t[0, 0]), {}, ValueError, r"pred must have shape"),
         ((p, t, (t > 0).float()), {}, TypeError, r"mask must be a bool tensor"),
         ((p, t, (t > 0)[:, :, :3]), {}, ValueError, r"mask must have the same shape as pred"),
@@ -171,7 +178,9 @@ def check_values(
     with accel_mode(accel):
         for i, shape in enumerate(shapes):
             pred, target, mask = oracle_pair(shape, mask_kind, seed + i, dtype, low, high)
-            weights = poison((0.1 + 2.0 * torch.rand(shape, generator=gen(seed + 50 + i), dtype=torch.float64)).to(dtype), mask)
+            weights = poison(
+                (0.1 + 2.0 * torch.rand(shape, generator=gen(seed + 50 + i), dtype=torch.float64)).to(dtype), mask
+            )
             for variant in variants:
                 kw = {k: (weights if v is WEIGHTS else v) for k, v in variant.items()}
                 for scope, reduction in scope_reductions:
@@ -182,7 +191,9 @@ def check_values(
                     try:
                         assert_matches(got, expected, dtype, **tol)
                     except AssertionError as err:
-                        shown = {k: (f"<{tuple(v.shape)} tensor>" if isinstance(v, Tensor) else v) for k, v in args.items()}
+                        shown = {
+                            k: (f"<{tuple(v.shape)} tensor>" if isinstance(v, Tensor) else v) for k, v in args.items()
+                        }
                         raise AssertionError(f"shape {shape}, mask {mask_kind}, {shown}: {err}") from None
 
 
@@ -207,11 +218,19 @@ def check_gradient(
     with accel_mode(accel):
         if wrt == "pred":
             assert_grad_matches_oracle(
-                lambda x: kernel(x, target, mask, **kwargs), lambda x: oracle(x, target, mask, **kwargs), pred, valid, rtol
+                lambda x: kernel(x, target, mask, **kwargs),
+                lambda x: oracle(x, target, mask, **kwargs),
+                pred,
+                valid,
+                rtol,
             )
         else:
             assert_grad_matches_oracle(
-                lambda x: kernel(pred, x, mask, **kwargs), lambda x: oracle(pred, x, mask, **kwargs), target, valid, rtol
+                lambda x: kernel(pred, x, mask, **kwargs),
+                lambda x: oracle(pred, x, mask, **kwargs),
+                target,
+                valid,
+                rtol,
             )
 
 
@@ -224,7 +243,9 @@ def gradcheck_inputs(space: str, shape: Tuple[int, ...] = (2, 1, 6, 6), seed: in
     return to_input_space(depth_t * (1.0 + sign * rel), space), to_input_space(depth_t, space)
 
 
-def check_gradcheck(name: str, progress: float = 0.3, shape: Tuple[int, ...] = (2, 1, 6, 6), fast: bool = True, **kwargs: Any) -> None:
+def check_gradcheck(
+    name: str, progress: float = 0.3, shape: Tuple[int, ...] = (2, 1, 6, 6), fast: bool = True, **kwargs: Any
+) -> None:
     """``gradcheck`` of the module in float64, both spaces (w.r.t. the prediction)."""
     for space in SPACES:
         pred, target = gradcheck_inputs(space, shape)
@@ -233,12 +254,20 @@ def check_gradcheck(name: str, progress: float = 0.3, shape: Tuple[int, ...] = (
         assert module(pred, target, progress=progress, **extra).dtype == torch.float64
         x = pred.clone().requires_grad_(True)
         assert torch.autograd.gradcheck(
-            lambda p: module(p, target, progress=progress, **extra), (x,), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=fast
+            lambda p: module(p, target, progress=progress, **extra),
+            (x,),
+            eps=1e-6,
+            atol=1e-5,
+            rtol=1e-4,
+            fast_mode=fast,
         )
 
 
 def check_module_equals_functional(
-    name: str, kwargs: Dict[str, Any], expected: Callable[[Tensor, Tensor, Tensor, str, float], Tensor], progress: float = 0.4
+    name: str,
+    kwargs: Dict[str, Any],
+    expected: Callable[[Tensor, Tensor, Tensor, str, float], Tensor],
+    progress: float = 0.4,
 ) -> None:
     """``module(pred, target)`` (``reduction="none"``) == ``expected(pred, target, valid, space, progress)``.
 

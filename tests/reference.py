@@ -115,7 +115,9 @@ def _reduce(values: Sequence[float], counts: Sequence[int], reduction: str, scop
         return torch.tensor(math.fsum(float(v) for v in values), dtype=torch.float64)
     if reduction == "pixel-mean":  # images weighted by their valid pixels
         total = sum(counts)
-        return torch.tensor(math.fsum(float(v) * n for v, n in zip(values, counts)) / max(total, 1), dtype=torch.float64)
+        return torch.tensor(
+            math.fsum(float(v) * n for v, n in zip(values, counts)) / max(total, 1), dtype=torch.float64
+        )
     kept = [float(v) for v, n in zip(values, counts) if n > 0]
     mean = math.fsum(kept) / len(kept) if kept else 0.0
     return torch.tensor(mean, dtype=torch.float64)
@@ -169,13 +171,17 @@ def _lower_median(x: Tensor) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def masked_mean(x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image") -> Tensor:
+def masked_mean(
+    x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image"
+) -> Tensor:
     """``μ = Σ w x / Σ w`` over valid pixels; 0 without valid pixels or with zero total weight."""
     groups = _groups(scope, mask, x, weights)
     return _per_image([_wmean(v, w) for v, w in groups], x.shape[0], scope)
 
 
-def masked_var(x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image") -> Tensor:
+def masked_var(
+    x: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, scope: str = "image"
+) -> Tensor:
     """``σ² = Σ w (x - μ)² / Σ w`` over valid pixels (population variance); 0 if empty."""
     groups = _groups(scope, mask, x, weights)
     return _per_image([_wvar(v, w) for v, w in groups], x.shape[0], scope)
@@ -434,7 +440,10 @@ def _trimmed(
             pm = _lower_median(torch.cat([torch.where(m[b], p[b], 0.0).reshape(-1) for b in images]))
             gm = _lower_median(torch.cat([torch.where(m[b], g[b], 0.0).reshape(-1) for b in images]))
         else:
-            pm, gm = _lower_median(torch.tensor(pv, dtype=torch.float64)), _lower_median(torch.tensor(gv, dtype=torch.float64))
+            pm, gm = (
+                _lower_median(torch.tensor(pv, dtype=torch.float64)),
+                _lower_median(torch.tensor(gv, dtype=torch.float64)),
+            )
         ps = max(math.fsum(abs(x - pm) for x in pv) / len(pv), eps)
         gs = max(math.fsum(abs(x - gm) for x in gv) / len(gv), eps)
         for b in images:
@@ -539,17 +548,41 @@ def silog(
 # --------------------------------------------------------------------------------------------
 
 
-def l1(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def l1(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """``Σ w |p - g| / Σ w`` per image."""
     return _loss(lambda p, g, w: _wmean((p - g).abs(), w), pred, target, mask, weights, reduction, scope)
 
 
-def mse(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def mse(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """``Σ w (p - g)² / Σ w`` per image."""
     return _loss(lambda p, g, w: _wmean((p - g) ** 2, w), pred, target, mask, weights, reduction, scope)
 
 
-def abs_rel(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, weights: Optional[Tensor] = None, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def abs_rel(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    weights: Optional[Tensor] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """``Σ w |p - g| / g / Σ w`` per image (divides by the target)."""
     return _loss(lambda p, g, w: _wmean((p - g).abs() / g, w), pred, target, mask, weights, reduction, scope)
 
@@ -619,7 +652,9 @@ def near_field_weights(
     return out
 
 
-def schedule(progress: Union[float, Tensor], kind: str = "linear", start: float = 1.0, end: float = 0.0, milestone: float = 0.5) -> float:
+def schedule(
+    progress: Union[float, Tensor], kind: str = "linear", start: float = 1.0, end: float = 0.0, milestone: float = 0.5
+) -> float:
     """Interpolate ``start -> end`` over ``p = clamp(progress, 0, 1)``.
 
     constant: ``s``; linear: ``s + (e - s) p``; cosine: ``e + (s - e) (1 + cos πp) / 2``;
@@ -675,7 +710,7 @@ def _blocks(h: int, w: int, factor: int):
 def _bilinear_taps(out_index: int, in_size: int, out_size: int) -> Tuple[int, int, float]:
     """``align_corners=False`` source taps: ``src = (o + 0.5) · in/out - 0.5`` clamped at 0."""
     src = max((out_index + 0.5) * in_size / out_size - 0.5, 0.0)
-    i0 = int(math.floor(src))
+    i0 = math.floor(src)
     i1 = min(i0 + 1, in_size - 1)
     return i0, i1, src - i0
 
@@ -755,14 +790,18 @@ def _clamp(v: float, low: Optional[float], high: Optional[float]) -> float:
     return v
 
 
-def depth_to_inv(depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+def depth_to_inv(
+    depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None
+) -> Tensor:
     """``1 / max(clamp(d, min_depth, max_depth), eps)`` where ``d > 0``; 0 where ``d <= 0`` or NaN."""
     x = depth.detach().to("cpu", torch.float64)
     out = [1.0 / max(_clamp(d, min_depth, max_depth), eps) if d > 0 else 0.0 for d in x.reshape(-1).tolist()]
     return torch.tensor(out, dtype=torch.float64).reshape(x.shape)
 
 
-def inv_to_depth(inv_depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None) -> Tensor:
+def inv_to_depth(
+    inv_depth: Tensor, eps: float = 1e-6, min_depth: Optional[float] = None, max_depth: Optional[float] = None
+) -> Tensor:
     """``d = 1 / max(v, eps)`` where ``v > 0``, clamped to ``[min_depth, max_depth]``; 0 where ``v <= 0`` or NaN.
 
     A depth of 0 marks "no measurement" (DESIGN §3: 0 <-> invalid preserved). Every ``v > 0``
@@ -825,7 +864,9 @@ def _ssi_value(d: Sequence[float], alpha: float, w: Optional[Sequence[float]] = 
     return var + alpha * mean * mean
 
 
-def _silog_value(g: Sequence[float], ratio: float, ratio2: float, eps: float = 1e-8, w: Optional[Sequence[float]] = None) -> float:
+def _silog_value(
+    g: Sequence[float], ratio: float, ratio2: float, eps: float = 1e-8, w: Optional[Sequence[float]] = None
+) -> float:
     """``ratio · sqrt(max(E_w[g²] - ratio2 · E_w[g]², 0) + eps)``; 0 without values."""
     sw, mean, second = _moments(g, w)
     if sw <= 0 or not g:
@@ -872,14 +913,24 @@ def ssi_silog(
     def value(p: Tensor, g: Tensor, w: Tensor) -> float:
         ps, gs, ws = p.tolist(), g.tolist(), w.tolist()
         d = [a - b for a, b in zip(ps, gs)]
-        e = [math.log(_depth_of_inverse(a, min_depth, max_depth)) - math.log(_depth_of_inverse(b, min_depth, max_depth)) for a, b in zip(ps, gs)]
+        e = [
+            math.log(_depth_of_inverse(a, min_depth, max_depth)) - math.log(_depth_of_inverse(b, min_depth, max_depth))
+            for a, b in zip(ps, gs)
+        ]
         return ssi_weight * _ssi_value(d, alpha, ws) + silog_weight * _silog_value(e, silog_ratio, silog_ratio2, w=ws)
 
     return _loss(value, pred_inv, target_inv, mask, weights, reduction, scope)
 
 
 def _ssi_l1(
-    pred: Tensor, target: Tensor, mask: Optional[Tensor], alpha: float, w_ssi: float, w_l1: float, reduction: str, scope: str
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    alpha: float,
+    w_ssi: float,
+    w_l1: float,
+    reduction: str,
+    scope: str,
 ) -> Tensor:
     def value(p: Tensor, g: Tensor, w: Tensor) -> float:
         d = (p - g).tolist()
@@ -956,7 +1007,9 @@ def _data_plus_gradient(
         data = math.fsum(data_sums) / total if total > 0 else 0.0
         grad = float(gradient_matching(residual, m, scales, operator, scope="batch"))
         return torch.tensor(data + alpha * grad, dtype=torch.float64)
-    grads = gradient_matching(residual, m, scales, operator, reduction="none" if scope == "image" else "mean", scope=scope)
+    grads = gradient_matching(
+        residual, m, scales, operator, reduction="none" if scope == "image" else "mean", scope=scope
+    )
     values = [s / d + alpha * g if d > 0 else 0.0 for s, d, g in zip(data_sums, data_dens, grads.reshape(-1).tolist())]
     return _reduce_per_image(values, _counts(m), reduction, scope)
 
@@ -988,12 +1041,18 @@ def midas(
         if not pv:
             data.append(0.0)
             continue
-        s, t = _lsq(torch.tensor(pv, dtype=torch.float64), torch.tensor(gv, dtype=torch.float64), torch.ones(len(pv), dtype=torch.float64))
+        s, t = _lsq(
+            torch.tensor(pv, dtype=torch.float64),
+            torch.tensor(gv, dtype=torch.float64),
+            torch.ones(len(pv), dtype=torch.float64),
+        )
         for b in images:
             residual[b][m[b]] = s * p[b][m[b]] + t - g[b][m[b]]
         r = [s * a + t - c for a, c in zip(pv, gv)]
         data.append(data_scale * math.fsum(x * x for x in r))
-    return _data_plus_gradient(data, [float(n) for n in _group_counts(m, scope)], residual, m, scales, operator, alpha, reduction, scope)
+    return _data_plus_gradient(
+        data, [float(n) for n in _group_counts(m, scope)], residual, m, scales, operator, alpha, reduction, scope
+    )
 
 
 def ssi_trim(
@@ -1022,7 +1081,9 @@ def ssi_trim(
     p, g, m = _images(pred), _images(target), _mask_images(mask, pred)
     residual, sums, kept = _trimmed(p, g, m, trim, eps, trim_scope, trim_rounding, median_over, scope)
     dens = kept if trim_denominator == "kept" else [float(n) for n in _group_counts(m, scope)]
-    return _data_plus_gradient([data_scale * x for x in sums], dens, residual, m, scales, operator, alpha, reduction, scope)
+    return _data_plus_gradient(
+        [data_scale * x for x in sums], dens, residual, m, scales, operator, alpha, reduction, scope
+    )
 
 
 def _masked_block_mean(x: Tensor, m: Tensor, factor: int) -> Tensor:
@@ -1191,7 +1252,9 @@ def near_field_ssi_silog(
                 total = near_loss if near else far_loss
         else:
             if wmap is None:
-                w = near_field_weights(torch.tensor(z_t, dtype=torch.float64), threshold, near_weight, transition, weight_mode).tolist()
+                w = near_field_weights(
+                    torch.tensor(z_t, dtype=torch.float64), threshold, near_weight, transition, weight_mode
+                ).tolist()
             else:
                 w = _valid_values(wmap, m, images)
             if not all(math.isfinite(x) and x >= 0 for x in w):

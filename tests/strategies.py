@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 __all__ = [
-    "LossCase",
     "MASK_KINDS",
+    "LossCase",
     "affine_params",
     "depth_maps",
     "inverse_depth_maps",

@@ -34,7 +34,10 @@ import depthloss.functional as DF
 from depthloss import _accel
 from depthloss.functional.statistics import kth_smallest
 
-DEVICES = [pytest.param("cpu", id="cpu"), pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"))]
+DEVICES = [
+    pytest.param("cpu", id="cpu"),
+    pytest.param("cuda", id="cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")),
+]
 DTYPES = [pytest.param(torch.float64, id="f64"), pytest.param(torch.float32, id="f32")]
 
 
@@ -68,7 +71,6 @@ def rows_case(kind: str, dtype: torch.dtype) -> Tuple[Tensor, Tensor]:
 
 
 CASES = ("random", "ties", "constant_row", "empty_rows", "all_valid", "single", "mixed")
-TIE_XFAIL = pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #4 (ties: accelerated and reference select different positions)")
 
 
 def kth_parity(kind: str, dtype: torch.dtype, device: str) -> Iterator[Tuple[str, Callable[[], Tuple[Tensor, Tensor]]]]:
@@ -104,7 +106,7 @@ def test_every_acceleration_has_a_parity_case() -> None:
 def _parity_params():
     for name in sorted(_accel.registered()):
         for case in CASES:
-            yield pytest.param(name, case, id=f"{name}-{case}", marks=TIE_XFAIL if case in ("ties", "constant_row") else ())
+            yield pytest.param(name, case, id=f"{name}-{case}")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -205,13 +207,11 @@ def test_context_manager_routes_to_the_reference(name: str, monkeypatch: pytest.
 
 def test_context_manager_restores_after_an_exception_and_checks_its_argument() -> None:
     before = depthloss.accelerations_enabled()
-    with pytest.raises(KeyError):
-        with depthloss.accelerations(not before):
-            raise KeyError("x")
+    with pytest.raises(KeyError), depthloss.accelerations(not before):
+        raise KeyError("x")
     assert depthloss.accelerations_enabled() == before
-    with pytest.raises(TypeError, match="enabled"):
-        with depthloss.accelerations("no"):  # type: ignore[arg-type]
-            pass
+    with pytest.raises(TypeError, match="enabled"), depthloss.accelerations("no"):  # type: ignore[arg-type]
+        pass
 
 
 SCRIPT = textwrap.dedent(
@@ -244,7 +244,9 @@ def test_environment_switch(value: str, expected: str) -> None:
 
 def test_lookup_respects_devices_and_compile_awareness() -> None:
     """The seam itself, with a throw-away acceleration: device filter, switch, compile awareness."""
-    acc = _accel.Acceleration(name="test_only_block", fn=lambda x: x, devices=("cpu",), compile_aware=False, reference="depthloss.test")
+    acc = _accel.Acceleration(
+        name="test_only_block", fn=lambda x: x, devices=("cpu",), compile_aware=False, reference="depthloss.test"
+    )
     _accel.register(acc)
     try:
         with pytest.raises(ValueError, match="already registered"):
@@ -255,7 +257,11 @@ def test_lookup_respects_devices_and_compile_awareness() -> None:
             assert _accel.lookup("test_only_block", x.to("meta")) is None  # not enabled on that device
             assert _accel.lookup("no_such_block", x) is None
             torch._dynamo.reset()
-            compiled = torch.compile(lambda t: t + (1.0 if _accel.lookup("test_only_block", t) is None else 2.0), fullgraph=True, backend="eager")
+            compiled = torch.compile(
+                lambda t: t + (1.0 if _accel.lookup("test_only_block", t) is None else 2.0),
+                fullgraph=True,
+                backend="eager",
+            )
             assert float(compiled(torch.zeros(())).item()) == 1.0  # not compile-aware: the reference runs in graphs
         with depthloss.accelerations(False):
             assert _accel.lookup("test_only_block", x) is None

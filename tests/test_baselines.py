@@ -18,10 +18,9 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import baselines as BL  # noqa: E402
-
-import depthloss  # noqa: E402
-import depthloss.functional as DF  # noqa: E402
+import baselines as BL
+import depthloss
+import depthloss.functional as DF
 
 DT = torch.float64
 B, H, W = 3, 32, 48  # H and W divisible by 2**3: pyramid sizes agree (h // 8 == ceil(h / 8))
@@ -77,7 +76,9 @@ def test_scale_adaptive_dense_matches_depthloss(progress: float, use_inv_depth: 
     base = BL.SeedScaleAdaptiveLoss(use_inv_depth=use_inv_depth, pred_downsample="area", gt_downsample="nearest")
     # depthloss also clamps inverse depth to [1/max_depth, 1/min_depth]; the seed uses it as is
     no_clamp = {"min_depth": None, "max_depth": None} if use_inv_depth else {}
-    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", use_inv_depth=use_inv_depth, gt_downsample="nearest", scale_floor=0.0, **no_clamp)
+    ours = depthloss.ScaleAdaptiveLoss(
+        input_space="inverse", use_inv_depth=use_inv_depth, gt_downsample="nearest", scale_floor=0.0, **no_clamp
+    )
     assert_same(value_and_grad(base, pred, target, mask, progress), value_and_grad(ours, pred, target, mask, progress))
 
 
@@ -116,7 +117,10 @@ def test_scale_adaptive_pixel_sparse_mask_is_the_documented_difference() -> None
     mask = random_mask(0.5, b=1)
     base = BL.SeedScaleAdaptiveLoss(pred_downsample="area")
     ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample="nearest", scale_floor=0.0)
-    (v_base, g_base), (v_ours, g_ours) = value_and_grad(base, pred, target, mask, 0.7), value_and_grad(ours, pred, target, mask, 0.7)
+    (v_base, g_base), (v_ours, g_ours) = (
+        value_and_grad(base, pred, target, mask, 0.7),
+        value_and_grad(ours, pred, target, mask, 0.7),
+    )
     assert abs(float(v_base) - float(v_ours)) > 1e-6 * abs(float(v_ours))
     assert float(g_base[~mask].abs().max()) > 0.0
     assert torch.equal(g_ours[~mask], torch.zeros_like(g_ours[~mask]))
@@ -145,7 +149,9 @@ def test_scale_adaptive_report_residual_is_alpha_one() -> None:
     pred, target = inverse_pair()
     mask = torch.ones_like(pred, dtype=torch.bool)
     base = BL.SeedScaleAdaptiveLoss(pred_downsample="area", alpha_blend=False)
-    ours = depthloss.ScaleAdaptiveLoss(input_space="inverse", gt_downsample="nearest", alpha_start=1.0, alpha_end=1.0, scale_floor=0.0)
+    ours = depthloss.ScaleAdaptiveLoss(
+        input_space="inverse", gt_downsample="nearest", alpha_start=1.0, alpha_end=1.0, scale_floor=0.0
+    )
     assert_same(value_and_grad(base, pred, target, mask, 0.6), value_and_grad(ours, pred, target, mask, 0.6))
 
 

@@ -21,7 +21,6 @@ for all of them). ``test_inductor`` (marked slow) compiles a few losses with the
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
@@ -66,7 +65,12 @@ def bad_calls(inputs: Any) -> List[Tuple[Tuple[Any, ...], Dict[str, Any], type, 
         ((p, t), dict(extra, progress="x"), TypeError, r"progress must be"),
         ((p, t), dict(extra, progress=float("nan")), ValueError, r"progress must be finite"),
         ((p, t), dict(extra, progress=torch.tensor([0.5])), ValueError, r"progress must be"),
-        ((p.expand(p.shape[0], 3, *p.shape[-2:]), t.expand(t.shape[0], 3, *t.shape[-2:])), extra, ValueError, r"pred must have shape"),
+        (
+            (p.expand(p.shape[0], 3, *p.shape[-2:]), t.expand(t.shape[0], 3, *t.shape[-2:])),
+            extra,
+            ValueError,
+            r"pred must have shape",
+        ),
         ((p, t), dict(extra, not_an_input=p), TypeError, r"not_an_input"),
     ]
 
@@ -172,7 +176,12 @@ def test_compile_supervised_loss(method: str, dynamic: Any) -> None:
     before = graphs()
     target = torch.rand(2, 1, 16, 16)
     cases = [
-        (([torch.rand(3, 1, 16, 16)], target), {}, ValueError, r"preds\[0\] must have the target's batch size.*\(2, 1, 16, 16\).*\(3, 1, 16, 16\)"),
+        (
+            ([torch.rand(3, 1, 16, 16)], target),
+            {},
+            ValueError,
+            r"preds\[0\] must have the target's batch size.*\(2, 1, 16, 16\).*\(3, 1, 16, 16\)",
+        ),
         (([torch.rand(2, 1, 16, 16)], target), {"masks": target.float()}, TypeError, r"masks must be a bool tensor"),
         (([torch.rand(2, 1, 16, 16)], target), {"progress": "x"}, TypeError, r"progress must be"),
         (([], target), {}, ValueError, r"preds must hold at least one prediction"),
@@ -238,7 +247,9 @@ def test_every_kernel_compiles_without_graph_breaks() -> None:
         assert len(got) == len(want)
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-        total = sum((x.float() * (1.0 + torch.arange(x.numel()).reshape(x.shape) / 7.0)).sum() for x in got if x.requires_grad)
+        total = sum(
+            (x.float() * (1.0 + torch.arange(x.numel()).reshape(x.shape) / 7.0)).sum() for x in got if x.requires_grad
+        )
         (grad,) = torch.autograd.grad(total, inputs[0])
         assert torch.isfinite(grad).all()
     assert graph_breaks() == 0 and graphs() == 1

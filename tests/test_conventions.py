@@ -65,7 +65,9 @@ def test_finite_value_and_gradient_zero_at_invalid_pixels(name: str, space: str,
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
-    assert torch.equal(pred.grad[~inputs.valid], torch.zeros_like(pred.grad[~inputs.valid])), "invalid pixels: exactly 0"
+    assert torch.equal(pred.grad[~inputs.valid], torch.zeros_like(pred.grad[~inputs.valid])), (
+        "invalid pixels: exactly 0"
+    )
 
 
 VALID_EDGES = ("single_pixel", "constant_pred", "constant_target", "constant_both", "wide_range", "one_empty_image")
@@ -88,8 +90,12 @@ def test_valid_edge_inputs_are_finite(name: str, edge: str) -> None:
     if edge in ("constant_target", "constant_both"):
         depth_t = torch.full(shape, 0.75, dtype=torch.float64)
     elif edge == "wide_range":
-        depth_p = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(math.log(1e-3), math.log(1e3), generator=g))
-        depth_t = torch.exp(torch.empty(shape, dtype=torch.float64).uniform_(math.log(1e-3), math.log(1e3), generator=g))
+        depth_p = torch.exp(
+            torch.empty(shape, dtype=torch.float64).uniform_(math.log(1e-3), math.log(1e3), generator=g)
+        )
+        depth_t = torch.exp(
+            torch.empty(shape, dtype=torch.float64).uniform_(math.log(1e-3), math.log(1e3), generator=g)
+        )
     elif edge == "one_empty_image":
         valid[1] = False
     depth_t = torch.where(valid, depth_t, 0.0)
@@ -114,7 +120,10 @@ def test_empty_mask_gives_zero_with_a_connected_zero_gradient(name: str, space: 
     inputs = loss_inputs(name, space, seed=2)
     module = per_name(name, space)
     none = per_name(name, space, reduction="none")
-    for target, mask in ((torch.zeros_like(inputs.target), None), (inputs.target, torch.zeros_like(inputs.target, dtype=torch.bool))):
+    for target, mask in (
+        (torch.zeros_like(inputs.target), None),
+        (inputs.target, torch.zeros_like(inputs.target, dtype=torch.bool)),
+    ):
         pred = inputs.leaf()
         loss = module(pred, target, mask, **inputs.kwargs)
         assert loss.requires_grad, "the result must stay connected to the graph"
@@ -182,7 +191,11 @@ def test_empty_batch(name: str, layout: tuple) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_inputs_not_mutated(name: str, space: str) -> None:
     inputs = loss_inputs(name, space, density=0.3, seed=10, mask=True)
-    target = torch.where(inputs.valid | (torch.arange(inputs.target.numel()).reshape(inputs.target.shape) % 2 == 0), inputs.target, float("nan"))
+    target = torch.where(
+        inputs.valid | (torch.arange(inputs.target.numel()).reshape(inputs.target.shape) % 2 == 0),
+        inputs.target,
+        float("nan"),
+    )
     pred = inputs.leaf()
     progress = torch.tensor(0.5)
     extra = extra_inputs(inputs)
@@ -228,7 +241,10 @@ def test_half_precision_inputs_compute_in_float32(name: str, dtype: torch.dtype)
         loss.backward()
         assert low.grad.dtype == dtype and torch.isfinite(low.grad).all()
         reference = module(
-            inputs.pred.to(dtype).float(), inputs.target.to(dtype).float(), progress=0.3, **{k: v.to(dtype).float() for k, v in extra.items()}
+            inputs.pred.to(dtype).float(),
+            inputs.target.to(dtype).float(),
+            progress=0.3,
+            **{k: v.to(dtype).float() for k, v in extra.items()},
         )
         torch.testing.assert_close(loss.detach(), reference, rtol=1e-5, atol=1e-6)
 
@@ -246,7 +262,9 @@ def test_runs_inside_bf16_autocast(name: str) -> None:
     assert pred_bf16.dtype == torch.bfloat16
     assert loss.dtype == torch.float32 and loss_bf16.dtype == torch.float32
     torch.testing.assert_close(loss.detach(), expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(loss_bf16.detach(), inputs.call(module, pred_bf16.detach().float()), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        loss_bf16.detach(), inputs.call(module, pred_bf16.detach().float()), rtol=1e-5, atol=1e-6
+    )
     (loss + loss_bf16).backward()
     assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
 
@@ -276,13 +294,20 @@ def test_reductions(name: str) -> None:
     target[1] = 0.0  # image 1 has no valid pixel
     extra = extra_inputs(inputs)
     run = lambda **kw: per_name(name, **kw)(inputs.pred, target, progress=0.3, **extra)  # noqa: E731
-    per_image, mean, total, pixel = run(reduction="none"), run(reduction="mean"), run(reduction="sum"), run(reduction="pixel-mean")
+    per_image, mean, total, pixel = (
+        run(reduction="none"),
+        run(reduction="mean"),
+        run(reduction="sum"),
+        run(reduction="pixel-mean"),
+    )
     assert per_image.shape == (3,) and mean.shape == total.shape == pixel.shape == ()
     assert per_image[1] == 0.0 and per_image[0] != per_image[2]
     torch.testing.assert_close(mean, (per_image[0] + per_image[2]) / 2.0)
     torch.testing.assert_close(total, per_image.sum())
     # an image's value does not depend on the rest of the batch
-    alone = per_name(name, reduction="none")(inputs.pred[2:], target[2:], progress=0.3, **{k: v[2:] for k, v in extra.items()})
+    alone = per_name(name, reduction="none")(
+        inputs.pred[2:], target[2:], progress=0.3, **{k: v[2:] for k, v in extra.items()}
+    )
     torch.testing.assert_close(alone, per_image[2:], rtol=1e-5, atol=1e-6)
     counts = (target > 0).flatten(1).sum(1).float()
     if name not in ("midas", "ssi-trim"):  # they pool each term and level (tested in their files)
@@ -301,7 +326,9 @@ def test_batch_permutation_equivariance(name: str) -> None:
     base = inputs.call(module)
     for perm in (torch.tensor([3, 2, 1, 0]), torch.tensor([1, 3, 0, 2])):
         extra = {k: v[perm] for k, v in extra_inputs(inputs).items()}
-        torch.testing.assert_close(module(inputs.pred[perm], inputs.target[perm], progress=0.3, **extra), base[perm], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(
+            module(inputs.pred[perm], inputs.target[perm], progress=0.3, **extra), base[perm], rtol=1e-6, atol=1e-7
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,7 +413,9 @@ def test_depth_clamp_applies_in_both_spaces(name: str) -> None:
     depth_t = torch.tensor([[[[0.5, 2.5], [3.5, 40.0]]]], dtype=torch.float64).expand(2, 1, 2, 2).clone()
     extra = {k: v.double() for k, v in extra_inputs(loss_inputs(name, shape=(2, 1, 2, 2))).items()}
     values = [
-        per_name(name, space, min_depth=0.25, max_depth=50.0)(to_input_space(depth_p, space), to_input_space(depth_t, space), progress=0.5, **extra)
+        per_name(name, space, min_depth=0.25, max_depth=50.0)(
+            to_input_space(depth_p, space), to_input_space(depth_t, space), progress=0.5, **extra
+        )
         for space in SPACES
     ]
     torch.testing.assert_close(values[0], values[1], rtol=1e-9, atol=1e-12)
@@ -405,4 +434,6 @@ def test_second_derivatives(name: str) -> None:
     module = per_name(name)
     extra = {k: v.double() for k, v in extra_inputs(loss_inputs(name, shape=(1, 1, 5, 5))).items()}
     x = pred.clone().requires_grad_(True)
-    assert torch.autograd.gradgradcheck(lambda p: module(p, target, progress=0.3, **extra), (x,), atol=1e-5, rtol=1e-4, fast_mode=True)
+    assert torch.autograd.gradgradcheck(
+        lambda p: module(p, target, progress=0.3, **extra), (x,), atol=1e-5, rtol=1e-4, fast_mode=True
+    )

@@ -34,7 +34,19 @@ from depthloss.demo import (
 SHORT = DemoConfig(steps=80, batch_size=8, height=32, width=64, train_scenes=48, test_scenes=16, lr=4e-3,
                    progress=False, eval_every=40, eval_scenes=8)  # fmt: skip
 TINY = DemoConfig(steps=3, batch_size=2, height=32, width=64, train_scenes=8, test_scenes=4, progress=False)
-TINY_ARGS = ["--steps", "3", "--batch-size", "2", "--train-scenes", "8", "--test-scenes", "4", "--size", "32x64", "--quiet"]
+TINY_ARGS = [
+    "--steps",
+    "3",
+    "--batch-size",
+    "2",
+    "--train-scenes",
+    "8",
+    "--test-scenes",
+    "4",
+    "--size",
+    "32x64",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +132,39 @@ def _row(name: str, kind: str, **m: float) -> DemoResult:
 
 
 def test_verdict_is_true() -> None:
-    good = _row("ssi-silog", "trained", abs_rel=0.1, near_abs_rel=0.1, far_abs_rel=0.1, rmse=1.0, d1=0.9, near_d1=0.9, far_d1=0.9)
-    worse = _row("untrained network", "untrained", abs_rel=0.9, near_abs_rel=0.9, far_abs_rel=0.9, rmse=9.0, d1=0.1, near_d1=0.1, far_d1=0.1)
-    mixed = _row("constant 5.0 m", "constant", abs_rel=0.9, near_abs_rel=0.05, far_abs_rel=0.9, rmse=9.0, d1=0.1, near_d1=0.95, far_d1=0.1)
+    good = _row(
+        "ssi-silog",
+        "trained",
+        abs_rel=0.1,
+        near_abs_rel=0.1,
+        far_abs_rel=0.1,
+        rmse=1.0,
+        d1=0.9,
+        near_d1=0.9,
+        far_d1=0.9,
+    )
+    worse = _row(
+        "untrained network",
+        "untrained",
+        abs_rel=0.9,
+        near_abs_rel=0.9,
+        far_abs_rel=0.9,
+        rmse=9.0,
+        d1=0.1,
+        near_d1=0.1,
+        far_d1=0.1,
+    )
+    mixed = _row(
+        "constant 5.0 m",
+        "constant",
+        abs_rel=0.9,
+        near_abs_rel=0.05,
+        far_abs_rel=0.9,
+        rmse=9.0,
+        d1=0.1,
+        near_d1=0.95,
+        far_d1=0.1,
+    )
     text = verdict(good, [worse, mixed])
     assert "beats the untrained network on all 7 metrics" in text
     assert "beats the constant 5.0 m baseline on 5 of 7 metrics (not on near abs_rel, near δ<1.25)" in text

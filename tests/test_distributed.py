@@ -16,8 +16,8 @@ import pytest
 import torch
 from torch import Tensor
 
-import depthloss
 import ddp_cases
+import depthloss
 from ddp_cases import Case, all_cases, evaluate, global_cases, make_model, per_image_cases
 
 TIMEOUT_S = 110.0
@@ -119,5 +119,7 @@ def test_global_scope_compiles_without_graph_break(name: str) -> None:
     pred = (target + 0.05).requires_grad_(True)
     out = compiled(pred, target, progress=torch.tensor(ddp_cases.PROGRESS))
     out.backward()
-    torch.testing.assert_close(out, depthloss.get_loss(name, scope="batch", input_space="inverse")(pred, target, progress=ddp_cases.PROGRESS))
+    torch.testing.assert_close(
+        out, depthloss.get_loss(name, scope="batch", input_space="inverse")(pred, target, progress=ddp_cases.PROGRESS)
+    )
     assert torch.isfinite(pred.grad).all()

@@ -20,9 +20,27 @@ import torch
 
 import depthloss.functional as DF
 import reference as R
-from cases import DTYPE_IDS, DTYPES, EDGE_CASES, NAN, INF, SEEDS, Case, assert_invalid_grad_zero, assert_matches, edge_case, leaf, random_case
+from cases import (
+    DTYPE_IDS,
+    DTYPES,
+    EDGE_CASES,
+    SEEDS,
+    Case,
+    assert_invalid_grad_zero,
+    assert_matches,
+    edge_case,
+    leaf,
+    random_case,
+)
 
-SCOPE_REDUCTIONS = (("image", "mean"), ("image", "sum"), ("image", "none"), ("image", "pixel-mean"), ("batch", "mean"), ("batch", "sum"))
+SCOPE_REDUCTIONS = (
+    ("image", "mean"),
+    ("image", "sum"),
+    ("image", "none"),
+    ("image", "pixel-mean"),
+    ("batch", "mean"),
+    ("batch", "sum"),
+)
 # edge cases are about per-image values and which images count
 EDGE_SCOPE_REDUCTIONS = (("image", "mean"), ("image", "none"), ("image", "pixel-mean"), ("batch", "mean"))
 
@@ -41,7 +59,10 @@ LOSSES: Dict[str, LossSpec] = {
     "ssi_mae_trim0": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim": 0.0}, False),
     "ssi_mae_trim_max": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim": 0.9999999}, False),
     "ssi_mae_midas_options": LossSpec(
-        DF.ssi_mae, R.ssi_mae, {"data_scale": 0.5, "trim_denominator": "valid", "trim_rounding": "floor", "median_over": "all-pixels"}, False
+        DF.ssi_mae,
+        R.ssi_mae,
+        {"data_scale": 0.5, "trim_denominator": "valid", "trim_rounding": "floor", "median_over": "all-pixels"},
+        False,
     ),
     "ssi_mae_batch_trim": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim_scope": "batch"}, False),
     "ssi_lsq": LossSpec(DF.ssi_lsq, R.ssi_lsq, {}, True),
@@ -53,11 +74,15 @@ LOSSES: Dict[str, LossSpec] = {
     "abs_rel": LossSpec(DF.abs_rel, R.abs_rel, {}, True),
     "ssi_silog": LossSpec(DF.ssi_silog, R.ssi_silog, {}, True),
     "enhanced_ssi": LossSpec(DF.enhanced_ssi, R.enhanced_ssi, {"progress": 0.3}, False),
-    "progressive_ssi": LossSpec(DF.progressive_ssi, R.progressive_ssi, {"progress": 0.6, "weight_schedule": "cosine"}, False),
+    "progressive_ssi": LossSpec(
+        DF.progressive_ssi, R.progressive_ssi, {"progress": 0.6, "weight_schedule": "cosine"}, False
+    ),
     "midas": LossSpec(DF.midas, R.midas, {"scales": 3}, False),
     "ssi_trim": LossSpec(DF.ssi_trim, R.ssi_trim, {"scales": 3}, False),
     "scale_adaptive": LossSpec(DF.scale_adaptive, R.scale_adaptive, {"progress": 0.4, "num_scales": 3}, False),
-    "near_field_ssi_silog": LossSpec(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True),
+    "near_field_ssi_silog": LossSpec(
+        DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
+    ),
 }
 
 

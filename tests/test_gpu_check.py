@@ -40,7 +40,7 @@ def _env() -> Dict[str, str]:
     return env
 
 
-def _run(tmp_path: Path, *args: str, timeout: float = 240) -> "subprocess.CompletedProcess[str]":
+def _run(tmp_path: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, str(SCRIPT), "--smoke", "--out-dir", str(tmp_path), *args]
     return subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=timeout)
 
@@ -101,7 +101,10 @@ def test_smoke_parity_passes_for_every_loss_shape_and_precision(smoke: Dict[str,
         assert set(row["results"]) == set(PRECISIONS)
         for name, result in row["results"].items():
             tol = smoke["data"]["tolerances"][name]
-            assert result["value_err"] <= tol["value_rtol"] and result["grad_err"] <= tol["grad_rtol"], (row["loss"], name)
+            assert result["value_err"] <= tol["value_rtol"] and result["grad_err"] <= tol["grad_rtol"], (
+                row["loss"],
+                name,
+            )
             assert result["dtype"] == ("float64" if name == "float64" else "float32")
             assert result["ref_value"] != 0.0 and math.isfinite(result["value"])  # a real loss, not noise
 
@@ -153,7 +156,7 @@ def test_smoke_timing_rows(smoke: Dict[str, Any]) -> None:
     rows = {(r["shape"], r["loss"], r["mode"]): r for r in data["timing"]}
     assert set(rows) == {(s, n, m) for s in ("kitti", "nyu") for n in names for m in ("eager", "compiled")}
     compiled = set(data["args"]["compile_losses"].split(","))
-    for (shape, name, mode), row in rows.items():
+    for (_shape, name, mode), row in rows.items():
         if mode == "compiled" and name not in compiled:
             assert row["status"] == "skipped" and row["reason"] == "not in --compile-losses"
             continue

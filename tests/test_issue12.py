@@ -50,7 +50,6 @@ import pytest
 import torch
 from torch import Tensor
 
-import depthloss
 import depthloss.functional as DF
 from helpers import NAMES, build, small_kwargs
 
@@ -123,7 +122,10 @@ def test_empty_batch_in_every_kernel(name: str, layout: tuple) -> None:
 # ---------------------------------------------------------------------------------------------
 # item 5: README
 # ---------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="docs: see test_findings.md #8 (README does not yet say what reaches invalid pixels in scale-adaptive)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="docs: see test_findings.md #8 (README does not yet say what reaches invalid pixels in scale-adaptive)",
+)
 def test_readme_states_the_scale_adaptive_invalid_pixel_guarantee() -> None:
     text = " ".join(README.read_text(encoding="utf-8").split())
     assert "valid pixels of each block" in text or "mean of the valid pixels" in text
@@ -148,7 +150,11 @@ def test_pyramid_deeper_than_the_image(kernel: str) -> None:
         torch.testing.assert_close(deep, calls[kernel](5))
     for tiny in ((2, 1, 1, 1), (2, 1, 1, 3), (1, 2, 2)):
         p, t = torch.rand(tiny) + 0.5, torch.rand(tiny) + 0.5
-        assert torch.isfinite(DF.midas(p, t)) and torch.isfinite(DF.ssi_trim(p, t)) and torch.isfinite(DF.scale_adaptive(p, t))
+        assert (
+            torch.isfinite(DF.midas(p, t))
+            and torch.isfinite(DF.ssi_trim(p, t))
+            and torch.isfinite(DF.scale_adaptive(p, t))
+        )
 
 
 PROGRESS_KERNELS = {
@@ -159,7 +165,17 @@ PROGRESS_KERNELS = {
 }
 
 
-@pytest.mark.parametrize("bad,exc", [("half", TypeError), (True, TypeError), ([0.5], TypeError), (None, TypeError), (float("nan"), ValueError), (torch.ones(2), ValueError)])
+@pytest.mark.parametrize(
+    "bad,exc",
+    [
+        ("half", TypeError),
+        (True, TypeError),
+        ([0.5], TypeError),
+        (None, TypeError),
+        (float("nan"), ValueError),
+        (torch.ones(2), ValueError),
+    ],
+)
 @pytest.mark.parametrize("kernel", sorted(PROGRESS_KERNELS))
 def test_progress_is_checked_everywhere(kernel: str, bad: Any, exc: type) -> None:
     p = torch.rand(2, 1, 8, 8) + 0.1
@@ -172,7 +188,9 @@ def test_progress_is_checked_everywhere(kernel: str, bad: Any, exc: type) -> Non
 BIG_LOSSES = ["ssi", "mse", "berhu", "midas", "enhanced-ssi", "progressive-ssi", "ssi-silog", "near-field-ssi-silog"]
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #7 (inverse depths >= 1e19 overflow; no documented range)")
+@pytest.mark.xfail(
+    strict=True, reason="src bug: see test_findings.md #7 (inverse depths >= 1e19 overflow; no documented range)"
+)
 def test_large_inverse_depths_are_finite() -> None:
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]]) * 1e20
     assert torch.isfinite(DF.ssi(x, 0.5 * x)) and torch.isfinite(DF.mse(x, 0.5 * x))

@@ -24,7 +24,7 @@ try:
 except ImportError:
     pl = pytest.importorskip("pytorch_lightning", reason="the lightning extra is not installed")
 
-from depthloss.metrics import DepthMetrics  # noqa: E402
+from depthloss.metrics import DepthMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lightning_train.py"

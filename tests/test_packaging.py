@@ -180,7 +180,9 @@ def test_wheel_installs_and_ships_what_it_should(tmp_path: Path) -> None:
     src = tmp_path / "src_copy"
     shutil.copytree(ROOT, src, ignore=COPY_IGNORE)
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(dist)], tmp_path)
+    _run(
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-w", str(dist)], tmp_path
+    )
     wheels = list(dist.glob("depthloss-*.whl"))
     assert len(wheels) == 1, wheels
     wheel = wheels[0]

@@ -579,8 +579,12 @@ def test_schedule_endpoints(kind, start, end, milestone):
 def test_schedule_clamps_progress(kind, start, end, over):
     assert torch.equal(F.schedule(-over, kind, start, end), F.schedule(0.0, kind, start, end))
     assert torch.equal(F.schedule(1.0 + over, kind, start, end), F.schedule(1.0, kind, start, end))
-    assert torch.equal(F.schedule(torch.tensor(-over), kind, start, end), F.schedule(torch.tensor(0.0), kind, start, end))
-    assert torch.equal(F.schedule(torch.tensor(1.0 + over), kind, start, end), F.schedule(torch.tensor(1.0), kind, start, end))
+    assert torch.equal(
+        F.schedule(torch.tensor(-over), kind, start, end), F.schedule(torch.tensor(0.0), kind, start, end)
+    )
+    assert torch.equal(
+        F.schedule(torch.tensor(1.0 + over), kind, start, end), F.schedule(torch.tensor(1.0), kind, start, end)
+    )
 
 
 @given(
@@ -711,7 +715,6 @@ def test_depth_inverse_round_trip(data, junk, dtype):
     assert torch.isfinite(g).all() and (g[~mask] == 0).all()
 
 
-
 # --------------------------------------------------------------------------------------
 # the registered modules: the invariances their metadata declares
 # --------------------------------------------------------------------------------------
@@ -725,7 +728,10 @@ def test_invariant_losses_are_the_expected_ones():
 
 
 @pytest.mark.parametrize("name", INVARIANT)
-@given(case=loss_cases(dtype=torch.float64, mask_kind="random", min_side=4), ab=affine_params(scale_range=(0.1, 10.0), max_shift=2.0))
+@given(
+    case=loss_cases(dtype=torch.float64, mask_kind="random", min_side=4),
+    ab=affine_params(scale_range=(0.1, 10.0), max_shift=2.0),
+)
 def test_declared_invariances_hold_for_the_module(name, case, ab):
     """``loss_info(name).invariances`` (``"scale"``, ``"shift"``) hold for the module, in its loss space."""
     info = depthloss.loss_info(name)
@@ -774,7 +780,9 @@ def test_composite_loss_and_gradient_finite(name, case, reduction, scope, half):
     weights = None if case.weights is None else case.weights.to(dtype)
     half_out = COMPOSITES[name](case.pred.to(dtype), target, case.mask, weights, reduction=reduction, scope=scope)
     assert half_out.dtype == torch.float32 and torch.isfinite(half_out).all()
-    out = COMPOSITES[name](pred, target.float(), case.mask, None if weights is None else weights.float(), reduction=reduction, scope=scope)
+    out = COMPOSITES[name](
+        pred, target.float(), case.mask, None if weights is None else weights.float(), reduction=reduction, scope=scope
+    )
     torch.testing.assert_close(half_out, out)
     assert out.dtype == torch.float32 and torch.isfinite(out).all(), out
     out.sum().backward()
@@ -784,7 +792,9 @@ def test_composite_loss_and_gradient_finite(name, case, reduction, scope, half):
         assert (out == 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #6 (flat fp16 prediction: the MAD gradient overflows fp16)")
+@pytest.mark.xfail(
+    strict=True, reason="src bug: see test_findings.md #6 (flat fp16 prediction: the MAD gradient overflows fp16)"
+)
 @pytest.mark.parametrize("kernel", ["ssi_mae", "ssi_trim", "scale_adaptive"])
 def test_flat_fp16_prediction_gets_a_finite_gradient(kernel):
     pred = torch.ones(1, 1, 1, 16, dtype=torch.float16, requires_grad=True)

@@ -39,7 +39,7 @@ def test_motorcycle_depth_from_the_calibration() -> None:
 
     image, depth, valid = real.load_motorcycle()
     assert image.shape == (1, 3, 500, 741) and depth.shape == valid.shape == (1, 1, 500, 741)
-    assert 0.0 <= float(image.min()) and float(image.max()) <= 1.0
+    assert float(image.min()) >= 0.0 and float(image.max()) <= 1.0
     assert 0.9 < float(valid.float().mean()) < 0.95  # about 7 % of the pixels have no ground truth
     assert (depth[~valid] == 0).all()
     _, _, disp = stereo_motorcycle()
@@ -48,7 +48,7 @@ def test_motorcycle_depth_from_the_calibration() -> None:
     assert 2.0 < float(depth[valid].min()) < float(depth[valid].max()) < 5.1  # metres
     small_image, small, small_valid = real.load_motorcycle(4)
     assert small.shape == (1, 1, 125, 185) and small_image.shape == (1, 3, 125, 185)
-    assert 2.0 < float(small[small_valid].min()) and float(small[small_valid].max()) < 5.1
+    assert float(small[small_valid].min()) > 2.0 and float(small[small_valid].max()) < 5.1
 
 
 def test_scan_line_interpolation_is_exact_between_lines() -> None:

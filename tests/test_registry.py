@@ -189,7 +189,14 @@ def test_base_keywords_accepted_by_every_loss(name: str) -> None:
 
 
 def test_config_keywords_reach_the_module() -> None:
-    sa = get_loss("sparse-scale-adaptive", input_space="depth", lambda_sg=0.3, num_scales=2, alpha_schedule="cosine", use_inv_depth=True)
+    sa = get_loss(
+        "sparse-scale-adaptive",
+        input_space="depth",
+        lambda_sg=0.3,
+        num_scales=2,
+        alpha_schedule="cosine",
+        use_inv_depth=True,
+    )
     assert (sa.config.lambda_sg, sa.config.num_scales, sa.config.alpha_schedule) == (0.3, 2, "cosine")
     assert sa.use_inv_depth is True
     nf = get_loss("ssi-silog-nearfield", input_space="inverse", near_weight=3.0, weight_mode="step", grad_clip=0.5)
@@ -265,7 +272,7 @@ def test_register_rejects_duplicates(clean_registry: None, name: str, aliases: t
     before = (dict(registry._REGISTRY), dict(registry._ALIASES))
     with pytest.raises(ValueError, match="already registered"):
         _register(name, aliases=aliases)
-    assert (registry._REGISTRY, registry._ALIASES) == before
+    assert before == (registry._REGISTRY, registry._ALIASES)
 
 
 def test_register_rejects_late_duplicates(clean_registry: None) -> None:
@@ -288,7 +295,7 @@ def test_register_rejects_sparse_prefix(clean_registry: None, name: str, aliases
     before = dict(registry._REGISTRY)
     with pytest.raises(ValueError, match="sparse-"):
         _register(name, aliases=aliases)
-    assert registry._REGISTRY == before
+    assert before == registry._REGISTRY
 
 
 # ----------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def test_long_description_examples_run() -> None:
     assert blocks, "the long description has no python example"
     namespace: Dict[str, Any] = {}
     for block in blocks:
-        exec(compile(block, "PYPI.md", "exec"), namespace)  # noqa: S102 - our own documentation
+        exec(compile(block, "PYPI.md", "exec"), namespace)
     assert "loss" in namespace and namespace["loss"].requires_grad
 
 

@@ -290,8 +290,9 @@ def test_empty_targets_give_zero_loss_and_zero_gradient(method: str) -> None:
     out["loss"].backward()
     for p in preds:
         assert p.grad is not None and (p.grad == 0).all()
-    mask_only = SupervisedLoss(method, input_space="inverse")(preds, sparse_depth((2, 1, 15, 21), 0.5, seed=27).float(),
-                                       masks=torch.zeros(2, 1, 15, 21, dtype=torch.bool))
+    mask_only = SupervisedLoss(method, input_space="inverse")(
+        preds, sparse_depth((2, 1, 15, 21), 0.5, seed=27).float(), masks=torch.zeros(2, 1, 15, 21, dtype=torch.bool)
+    )
     assert float(mask_only["loss"].detach()) == 0.0
 
 
@@ -327,8 +328,9 @@ def test_near_field_weights_computed_once_and_pooled(method: str, mode: str) -> 
     seen: List[Tuple[Tensor, Tensor, Tensor]] = []
     inner = sup.loss.forward
 
-    def spy(pred: Tensor, tgt: Tensor, mask: Optional[Tensor] = None, progress: Any = None,
-            weights: Optional[Tensor] = None) -> Tensor:
+    def spy(
+        pred: Tensor, tgt: Tensor, mask: Optional[Tensor] = None, progress: Any = None, weights: Optional[Tensor] = None
+    ) -> Tensor:
         assert weights is not None
         seen.append((weights.clone(), tgt.clone(), mask.clone()))
         return inner(pred, tgt, mask, progress, weights=weights)
@@ -352,7 +354,9 @@ def test_near_field_weights_follow_scheduled_threshold() -> None:
     depth = sparse_depth((1, 1, 8, 8), 0.6, seed=30, low=0.3, high=3.0)
     target = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-9), torch.zeros_like(depth))
     preds = [1.0 / p for p in predictions(1, [(8, 8), (4, 4)], seed=31)]
-    sup = SupervisedLoss("sparse-near-field-ssi-silog", threshold_schedule="linear", input_space="inverse")  # 0.5 m -> 1.5 m
+    sup = SupervisedLoss(
+        "sparse-near-field-ssi-silog", threshold_schedule="linear", input_space="inverse"
+    )  # 0.5 m -> 1.5 m
     out0 = sup(preds, target, progress=0.0)
     assert float(out0["metrics"]["scale0/threshold_t"]) == pytest.approx(0.5)
     out1 = sup(preds, target, progress=1.0)
@@ -371,7 +375,9 @@ def test_empty_batch(method: str) -> None:
     assert out["loss"].shape == () and float(out["loss"].detach()) == 0.0 and out["loss"].requires_grad
     out["loss"].backward()
     assert all(p.grad is not None and p.grad.shape == p.shape for p in preds)
-    none = SupervisedLoss(method, num_scales=2, input_space="inverse", reduction="none")(preds, torch.rand(0, 1, 16, 16))
+    none = SupervisedLoss(method, num_scales=2, input_space="inverse", reduction="none")(
+        preds, torch.rand(0, 1, 16, 16)
+    )
     assert none["loss"].shape == (0,)
 
 
@@ -387,7 +393,9 @@ def test_batch_mismatch_names_both_shapes() -> None:
     """Issue 12 item 6: SupervisedLoss()([rand(3, 1, 16, 16)], rand(2, 1, 16, 16)) raised
     RuntimeError: shape '[3, 1, 16, 16]' is invalid; it names the mismatch."""
     sup = SupervisedLoss(input_space="inverse")
-    with pytest.raises(ValueError, match=r"preds\[0\] must have the target's batch size.*\(2, 1, 16, 16\).*\(3, 1, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"preds\[0\] must have the target's batch size.*\(2, 1, 16, 16\).*\(3, 1, 16, 16\)"
+    ):
         sup([torch.rand(3, 1, 16, 16)], torch.rand(2, 1, 16, 16))
     with pytest.raises(ValueError, match=r"preds\[1\]"):
         sup([torch.rand(2, 1, 16, 16), torch.rand(2, 8, 8)], torch.rand(2, 1, 16, 16))
@@ -424,7 +432,6 @@ def test_num_scales_is_the_drivers() -> None:
     assert sup.num_scales == 2
 
 
-@pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #3 (the loss's num_scales clashes with the driver's)")
 def test_from_config_routes_the_losses_num_scales() -> None:
     from depthloss import from_config
 

@@ -118,13 +118,8 @@ WEIGHTED_SINGLES = sorted(n for n, s in SINGLES.items() if s.weighted)
 # ---------------------------------------------------------------------------------------------
 
 
-PROGRESS_FIRST = pytest.mark.xfail(strict=True, reason="src bug: see test_findings.md #5 (progress converted before pred is checked)")
-
-
 @pytest.mark.parametrize("bad", ([[1.0, 2.0]], 3.0, None), ids=("list", "float", "none"))
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=PROGRESS_FIRST) if n in ("enhanced_ssi", "progressive_ssi") else n for n in sorted(PAIRS)]
-)
+@pytest.mark.parametrize("name", sorted(PAIRS))
 def test_pred_not_a_tensor(name: str, bad: Any) -> None:
     with pytest.raises(TypeError, match=rf"^{PAIRS[name].pred} must be a torch\.Tensor"):
         call_pair(name, bad, depth())
@@ -168,9 +163,7 @@ def test_target_wrong_ndim(name: str) -> None:
         call_pair(name, depth(), depth((4, 5)))
 
 
-@pytest.mark.parametrize(
-    "target_shape", ((2, 4, 6), (3, 4, 5), (2, 1, 4, 5)), ids=("width", "batch", "layout")
-)
+@pytest.mark.parametrize("target_shape", ((2, 4, 6), (3, 4, 5), (2, 1, 4, 5)), ids=("width", "batch", "layout"))
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_target_shape_mismatch(name: str, target_shape: Tuple[int, ...]) -> None:
     spec = PAIRS[name]
@@ -185,7 +178,9 @@ def test_target_shape_mismatch(name: str, target_shape: Tuple[int, ...]) -> None
 @pytest.mark.parametrize("name", sorted(PAIRS))
 def test_target_device_mismatch(name: str) -> None:
     spec = PAIRS[name]
-    with pytest.raises(ValueError, match=rf"^{spec.target} must be on the same device as {spec.pred}: expected cpu, got meta"):
+    with pytest.raises(
+        ValueError, match=rf"^{spec.target} must be on the same device as {spec.pred}: expected cpu, got meta"
+    ):
         call_pair(name, depth(), depth(device="meta"))
 
 
@@ -259,7 +254,9 @@ def test_sobel_mask_wrong_shape(shape: Tuple[int, ...]) -> None:
 
 @pytest.mark.parametrize("name", WEIGHTED_PAIRS)
 def test_weights_shape_mismatch(name: str) -> None:
-    with pytest.raises(ValueError, match=r"^weights must have the same shape as .*expected \(2, 4, 5\), got \(2, 5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"^weights must have the same shape as .*expected \(2, 4, 5\), got \(2, 5, 4\)"
+    ):
         call_pair(name, depth(), depth(), None, depth((2, 5, 4)))
 
 
@@ -365,7 +362,11 @@ def test_bad_scope_global_kernels(call: Callable[[str], Any]) -> None:
 
 @pytest.mark.parametrize("name", sorted(set(PAIRS) - set(GLOBAL_PAIRS)))
 def test_scope_global_rejected_where_statistics_are_not_sums(name: str) -> None:
-    pattern = rf"^scope: {name.replace('_', '[-_]')} accepts 'image', 'batch'; got 'global'" if PAIRS[name].reduces else r"^scope must be one of 'image', 'batch', got 'global'"
+    pattern = (
+        rf"^scope: {name.replace('_', '[-_]')} accepts 'image', 'batch'; got 'global'"
+        if PAIRS[name].reduces
+        else r"^scope must be one of 'image', 'batch', got 'global'"
+    )
     with pytest.raises(ValueError, match=pattern):
         call_pair(name, depth(), depth(), scope="global")
 
@@ -426,28 +427,64 @@ HYPER: Dict[str, Tuple[Callable[[], Any], type, str]] = {
     "berhu threshold < 0": (lambda: DF.berhu(P, T, threshold=-0.2), ValueError, r"^threshold must be in \(0\.0, inf\)"),
     "mad_normalize eps = 0": (lambda: DF.mad_normalize(P, eps=0.0), ValueError, r"^eps must be in \(0\.0, inf\)"),
     "mad_normalize eps < 0": (lambda: DF.mad_normalize(P, eps=-1.0), ValueError, r"^eps must be in \(0\.0, inf\)"),
-    "near threshold = 0": (lambda: DF.near_field_weights(P, threshold=0.0), ValueError, r"^threshold must be in \(0\.0, inf\)"),
+    "near threshold = 0": (
+        lambda: DF.near_field_weights(P, threshold=0.0),
+        ValueError,
+        r"^threshold must be in \(0\.0, inf\)",
+    ),
     "near threshold 1-d tensor": (
         lambda: DF.near_field_weights(P, threshold=torch.tensor([1.0])),
         TypeError,
         r"^threshold must be a real number or a 0-dim tensor",
     ),
-    "near near_weight < 1": (lambda: DF.near_field_weights(P, near_weight=0.5), ValueError, r"^near_weight must be in \[1\.0, inf\)"),
-    "near transition = 0": (lambda: DF.near_field_weights(P, transition=0.0), ValueError, r"^transition must be in \(0\.0, inf\)"),
-    "near transition < 0": (lambda: DF.near_field_weights(P, transition=-0.3), ValueError, r"^transition must be in \(0\.0, inf\)"),
-    "near mode": (lambda: DF.near_field_weights(P, mode="tanh"), ValueError, r"^mode must be one of 'smooth', 'linear', 'step', got 'tanh'"),
-    "gradient operator": (lambda: DF.gradient_matching(P, operator="scharr"), ValueError, r"^operator must be one of 'sobel', 'diff', got 'scharr'"),
+    "near near_weight < 1": (
+        lambda: DF.near_field_weights(P, near_weight=0.5),
+        ValueError,
+        r"^near_weight must be in \[1\.0, inf\)",
+    ),
+    "near transition = 0": (
+        lambda: DF.near_field_weights(P, transition=0.0),
+        ValueError,
+        r"^transition must be in \(0\.0, inf\)",
+    ),
+    "near transition < 0": (
+        lambda: DF.near_field_weights(P, transition=-0.3),
+        ValueError,
+        r"^transition must be in \(0\.0, inf\)",
+    ),
+    "near mode": (
+        lambda: DF.near_field_weights(P, mode="tanh"),
+        ValueError,
+        r"^mode must be one of 'smooth', 'linear', 'step', got 'tanh'",
+    ),
+    "gradient operator": (
+        lambda: DF.gradient_matching(P, operator="scharr"),
+        ValueError,
+        r"^operator must be one of 'sobel', 'diff', got 'scharr'",
+    ),
     "gradient scales = 0": (lambda: DF.gradient_matching(P, scales=0), ValueError, r"^scales must be >= 1, got 0"),
     "gradient scales < 0": (lambda: DF.gradient_matching(P, scales=-2), ValueError, r"^scales must be >= 1"),
-    "gradient scales float": (lambda: DF.gradient_matching(P, scales=2.0), TypeError, r"^scales must be an int, got float"),
-    "gradient scales bool": (lambda: DF.gradient_matching(P, scales=True), TypeError, r"^scales must be an int, got bool"),
+    "gradient scales float": (
+        lambda: DF.gradient_matching(P, scales=2.0),
+        TypeError,
+        r"^scales must be an int, got float",
+    ),
+    "gradient scales bool": (
+        lambda: DF.gradient_matching(P, scales=True),
+        TypeError,
+        r"^scales must be an int, got bool",
+    ),
     "downsample factor = 0": (lambda: DF.downsample(P, 0), ValueError, r"^factor must be >= 1, got 0"),
     "downsample factor float": (lambda: DF.downsample(P, 2.0), TypeError, r"^factor must be an int"),
     "downsample factor bool": (lambda: DF.downsample(P, True), TypeError, r"^factor must be an int, got bool"),
     "downsample mode": (lambda: DF.downsample(P, 2, "nearest"), ValueError, r"^mode must be one of 'area', 'bilinear'"),
     "sparse factor = 0": (lambda: DF.downsample_sparse(P, bool_mask(), 0), ValueError, r"^factor must be >= 1"),
     "sparse factor float": (lambda: DF.downsample_sparse(P, bool_mask(), 1.5), TypeError, r"^factor must be an int"),
-    "sparse mode": (lambda: DF.downsample_sparse(P, bool_mask(), 2, "max"), ValueError, r"^mode must be one of 'mean', 'min', 'nearest'"),
+    "sparse mode": (
+        lambda: DF.downsample_sparse(P, bool_mask(), 2, "max"),
+        ValueError,
+        r"^mode must be one of 'mean', 'min', 'nearest'",
+    ),
     "depth_to_inv eps = 0": (lambda: DF.depth_to_inv(P, eps=0.0), ValueError, r"^eps must be in \(0\.0, inf\)"),
     "inv_to_depth eps < 0": (lambda: DF.inv_to_depth(P, eps=-1.0), ValueError, r"^eps must be in \(0\.0, inf\)"),
     "depth_to_inv min >= max": (
@@ -460,16 +497,36 @@ HYPER: Dict[str, Tuple[Callable[[], Any], type, str]] = {
         ValueError,
         r"^min_depth must be < max_depth",
     ),
-    "depth_to_inv min < 0": (lambda: DF.depth_to_inv(P, min_depth=-1.0), ValueError, r"^min_depth must be in \[0\.0, inf\)"),
-    "inv_to_depth max = 0": (lambda: DF.inv_to_depth(P, max_depth=0.0), ValueError, r"^max_depth must be in \(0\.0, inf\)"),
-    "schedule kind": (lambda: DF.schedule(0.5, "exponential"), ValueError, r"^kind must be one of 'constant', 'linear', 'cosine', 'step'"),
-    "schedule milestone > 1": (lambda: DF.schedule(0.5, "step", milestone=1.5), ValueError, r"^milestone must be in \[0\.0, 1\.0\]"),
+    "depth_to_inv min < 0": (
+        lambda: DF.depth_to_inv(P, min_depth=-1.0),
+        ValueError,
+        r"^min_depth must be in \[0\.0, inf\)",
+    ),
+    "inv_to_depth max = 0": (
+        lambda: DF.inv_to_depth(P, max_depth=0.0),
+        ValueError,
+        r"^max_depth must be in \(0\.0, inf\)",
+    ),
+    "schedule kind": (
+        lambda: DF.schedule(0.5, "exponential"),
+        ValueError,
+        r"^kind must be one of 'constant', 'linear', 'cosine', 'step'",
+    ),
+    "schedule milestone > 1": (
+        lambda: DF.schedule(0.5, "step", milestone=1.5),
+        ValueError,
+        r"^milestone must be in \[0\.0, 1\.0\]",
+    ),
     "schedule start nan": (lambda: DF.schedule(0.5, start=NAN), ValueError, r"^start must be finite"),
     "schedule end str": (lambda: DF.schedule(0.5, end="0"), TypeError, r"^end must be a real number"),
     "scale_weights kind": (lambda: DF.scale_weights(0.5, 3, "exponential"), ValueError, r"^kind must be one of"),
     "scale_weights num_scales = 0": (lambda: DF.scale_weights(0.5, 0), ValueError, r"^num_scales must be >= 1"),
     "scale_weights num_scales float": (lambda: DF.scale_weights(0.5, 3.0), TypeError, r"^num_scales must be an int"),
-    "scale_weights num_scales bool": (lambda: DF.scale_weights(0.5, True), TypeError, r"^num_scales must be an int, got bool"),
+    "scale_weights num_scales bool": (
+        lambda: DF.scale_weights(0.5, True),
+        TypeError,
+        r"^num_scales must be an int, got bool",
+    ),
 }
 
 
@@ -486,8 +543,16 @@ PROGRESS_FUNCS = {
 }
 
 BAD_PROGRESS = {
-    "1-d tensor": (torch.tensor([0.5]), ValueError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(1,\)"),
-    "2-d tensor": (torch.zeros(2, 2), ValueError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(2, 2\)"),
+    "1-d tensor": (
+        torch.tensor([0.5]),
+        ValueError,
+        r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(1,\)",
+    ),
+    "2-d tensor": (
+        torch.zeros(2, 2),
+        ValueError,
+        r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got a tensor of shape \(2, 2\)",
+    ),
     "integer tensor": (torch.tensor(1), TypeError, r"^progress must be a floating-point tensor"),
     "string": ("0.5", TypeError, r"^progress must be a float in \[0, 1\] or a 0-dim tensor, got str"),
     "none": (None, TypeError, r"^progress must be a float"),
@@ -542,7 +607,9 @@ def poisoned_inputs(dtype: torch.dtype, four_d: bool) -> Tuple[torch.Tensor, tor
     shape = (2, 1, 6, 7) if four_d else (2, 6, 7)
     gen = torch.Generator().manual_seed(5)
     mask = torch.rand(shape, generator=gen) < 0.7
-    junk = torch.tensor([NAN, math.inf, -math.inf, 0.0, -1.0], dtype=dtype)[torch.arange(mask.numel()) % 5].reshape(shape)
+    junk = torch.tensor([NAN, math.inf, -math.inf, 0.0, -1.0], dtype=dtype)[torch.arange(mask.numel()) % 5].reshape(
+        shape
+    )
     pred = torch.where(mask, (torch.rand(shape, generator=gen) + 0.5).to(dtype), junk)
     target = torch.where(mask, (torch.rand(shape, generator=gen) + 0.5).to(dtype), junk)
     weights = torch.where(mask, torch.rand(shape, generator=gen).to(dtype), junk)

@@ -41,7 +41,9 @@ def from_config(config: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> Sup
     ``{"model": {"params": {...}, "loss": {...}}}`` mapping, where ``min_depth`` and
     ``max_depth`` come from ``model.params`` (a key in ``model.loss`` wins; other ``params``
     keys belong to the model and are ignored). Every remaining key must be a parameter of the
-    loss; keys listed in ``ignore`` are dropped explicitly (unknown keys raise ``TypeError``).
+    loss (a ``num_scales`` key is the loss's own, e.g. ``scale-adaptive``'s pyramid depth; the
+    driver's is ``supervised_num_scales``); keys listed in ``ignore`` are dropped explicitly
+    (unknown keys raise ``TypeError``).
 
     ``input_space`` defaults to ``"inverse"``: the seeds' packnet-sfm networks predict inverse
     depth. Give ``input_space: depth`` in the loss section for a network that predicts depth.
@@ -77,4 +79,6 @@ def from_config(config: Mapping[str, Any], *, ignore: Sequence[str] = ()) -> Sup
     method = flat.pop("supervised_method")
     num_scales = flat.pop("supervised_num_scales", 4)
     flat.setdefault("input_space", SEED_INPUT_SPACE)
-    return SupervisedLoss(method=method, num_scales=num_scales, **flat)
+    # every other key is the loss's (scale-adaptive's own `num_scales` included: the driver's is
+    # `supervised_num_scales`)
+    return SupervisedLoss(method=method, num_scales=num_scales, loss_options=flat)

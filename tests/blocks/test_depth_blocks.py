@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import pytest
 import torch
@@ -13,22 +12,10 @@ import reference as R
 from cases import (
     DTYPE_IDS,
     DTYPES,
-    EDGE_CASES,
     INF,
     NAN,
-    SCOPE_REDUCTIONS,
-    SEEDS,
-    assert_exact,
-    assert_invalid_grad_zero,
     assert_matches,
-    edge_case,
-    leaf,
     log_uniform,
-    mask_with_counts,
-    median_inputs,
-    MEDIAN_CASES,
-    poison,
-    random_case,
 )
 
 
@@ -44,7 +31,9 @@ def depth_grid(dtype: torch.dtype, threshold: float, transition: float) -> torch
 @pytest.mark.parametrize("params", ((1.0, 5.0, 0.3), (2.5, 3.0, 0.5), (1.0, 1.0, 0.25)), ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("mode", ("smooth", "linear", "step"))
-def test_near_field_weights(mode: str, dtype: torch.dtype, params: Tuple[float, float, float], threshold_kind: str) -> None:
+def test_near_field_weights(
+    mode: str, dtype: torch.dtype, params: Tuple[float, float, float], threshold_kind: str
+) -> None:
     threshold, near_weight, transition = params
     depth = depth_grid(dtype, threshold, transition)
     t_arg = threshold if threshold_kind == "float" else torch.tensor(threshold, dtype=torch.float64)

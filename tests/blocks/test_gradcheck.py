@@ -146,5 +146,3 @@ def test_gradcheck_would_catch_a_wrong_gradient():
 
     with pytest.raises(GradcheckError):
         torch.autograd.gradcheck(wrong, (x,), eps=1e-6, atol=1e-6, rtol=1e-4)
-
-

@@ -22,7 +22,9 @@ PROGRESSES = (-0.5, 0.0, 0.1, 0.25, 0.5, 0.7, 1.0, 1.5)
 KINDS = ("constant", "linear", "cosine", "step")
 
 
-@pytest.mark.parametrize("start_end_milestone", ((1.0, 0.0, 0.5), (0.2, 3.0, 0.3), (-1.0, 2.0, 0.0), (5.0, 5.0, 1.0)), ids=str)
+@pytest.mark.parametrize(
+    "start_end_milestone", ((1.0, 0.0, 0.5), (0.2, 3.0, 0.3), (-1.0, 2.0, 0.0), (5.0, 5.0, 1.0)), ids=str
+)
 @pytest.mark.parametrize("kind", KINDS)
 def test_schedule(kind: str, start_end_milestone: Tuple[float, float, float]) -> None:
     start, end, milestone = start_end_milestone
@@ -32,7 +34,13 @@ def test_schedule(kind: str, start_end_milestone: Tuple[float, float, float]) ->
         assert isinstance(out, torch.Tensor) and out.shape == () and out.dtype == torch.float32, (p, out)
         assert_matches(out, expected, torch.float32)
         assert_matches(DF.schedule(np.float32(p), kind, start, end, milestone), expected, torch.float32)
-        assert_matches(DF.schedule(p, kind, start, end, milestone, dtype=torch.float64), expected, torch.float64, rtol=1e-6, atol=1e-7)
+        assert_matches(
+            DF.schedule(p, kind, start, end, milestone, dtype=torch.float64),
+            expected,
+            torch.float64,
+            rtol=1e-6,
+            atol=1e-7,
+        )
         for dtype in DTYPES:
             out_t = DF.schedule(torch.tensor(p, dtype=dtype), kind, start, end, milestone)
             assert out_t.shape == () and out_t.dtype == dtype
@@ -73,9 +81,13 @@ def test_scale_weights(kind: str, num_scales: int) -> None:
         out = DF.scale_weights(p, num_scales, kind)
         assert out.shape == (num_scales,)
         assert_matches(out, expected, torch.float32)
-        assert_matches(DF.scale_weights(p, num_scales, kind, dtype=torch.float64), expected, torch.float64, rtol=1e-6, atol=1e-7)
+        assert_matches(
+            DF.scale_weights(p, num_scales, kind, dtype=torch.float64), expected, torch.float64, rtol=1e-6, atol=1e-7
+        )
         for dtype in DTYPES:
-            assert_matches(DF.scale_weights(torch.tensor(p, dtype=dtype), num_scales, kind), expected, dtype, rtol=1e-6, atol=1e-7)
+            assert_matches(
+                DF.scale_weights(torch.tensor(p, dtype=dtype), num_scales, kind), expected, dtype, rtol=1e-6, atol=1e-7
+            )
 
 
 def test_scale_weights_hand_computed() -> None:

@@ -3,9 +3,6 @@ against the float64 oracles of ``reference.py``, random and adversarial inputs."
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
-
 import pytest
 import torch
 
@@ -15,20 +12,15 @@ from cases import (
     DTYPE_IDS,
     DTYPES,
     EDGE_CASES,
-    INF,
+    MEDIAN_CASES,
     NAN,
-    SCOPE_REDUCTIONS,
     SEEDS,
     assert_exact,
     assert_invalid_grad_zero,
     assert_matches,
     edge_case,
     leaf,
-    log_uniform,
-    mask_with_counts,
     median_inputs,
-    MEDIAN_CASES,
-    poison,
     random_case,
 )
 
@@ -96,16 +88,18 @@ def test_moments_edge_cases(edge: str, dtype: torch.dtype) -> None:
     for scope in ("image", "batch"):
         for w in (None, case.weights):
             for x in (case.pred, case.target):
-                assert_matches(DF.masked_mean(x, case.mask, w, scope=scope), R.masked_mean(x, case.mask, w, scope=scope), dtype)
-                assert_matches(DF.masked_var(x, case.mask, w, scope=scope), R.masked_var(x, case.mask, w, scope=scope), dtype)
+                assert_matches(
+                    DF.masked_mean(x, case.mask, w, scope=scope), R.masked_mean(x, case.mask, w, scope=scope), dtype
+                )
+                assert_matches(
+                    DF.masked_var(x, case.mask, w, scope=scope), R.masked_var(x, case.mask, w, scope=scope), dtype
+                )
 
 
 def test_masked_var_large_offset_is_stable() -> None:
     """Var of 1e4 + {0, 1, 2} is 2/3 exactly; the centred form keeps it in float32."""
     x = torch.tensor([[[1e4, 1e4 + 1, 1e4 + 2]]])
     torch.testing.assert_close(DF.masked_var(x), torch.tensor([2.0 / 3.0]), rtol=1e-5, atol=0.0)
-
-
 
 
 @pytest.mark.parametrize("scope", ("image", "batch"))
@@ -218,7 +212,9 @@ def test_lsq_scale_shift_edge_cases(edge: str, dtype: torch.dtype) -> None:
 
 def test_lsq_scale_shift_exact_affine_and_degenerate() -> None:
     pred = torch.tensor([[[1.0, 2.0, 3.0, 4.0]], [[2.0, 2.0, 2.0, 2.0]], [[1.0, 5.0, 7.0, 9.0]]], dtype=torch.float64)
-    target = torch.tensor([[[-1.0, -4.0, -7.0, -10.0]], [[1.0, 2.0, 3.0, 6.0]], [[0.0, 0.0, 0.0, 0.0]]], dtype=torch.float64)
+    target = torch.tensor(
+        [[[-1.0, -4.0, -7.0, -10.0]], [[1.0, 2.0, 3.0, 6.0]], [[0.0, 0.0, 0.0, 0.0]]], dtype=torch.float64
+    )
     mask = torch.tensor([[[True] * 4], [[True] * 4], [[False] * 4]])
     s, t = DF.lsq_scale_shift(pred, target, mask)
     # image 0: target = -3 pred + 2; image 1: constant pred -> (0, mean target = 3); image 2: empty -> (0, 0)
@@ -229,4 +225,3 @@ def test_lsq_scale_shift_exact_affine_and_degenerate() -> None:
 # ---------------------------------------------------------------------------------------------
 # image gradients
 # ---------------------------------------------------------------------------------------------
-

@@ -51,7 +51,12 @@ class TestAbsRel:
         # and the depth clamp of the module
         inputs = loss_inputs(NAME, "depth", low=0.2, high=9.0)
         got = build(NAME, "depth", min_depth=1.0, max_depth=4.0, reduction="none")(inputs.pred, inputs.target)
-        want = DF.abs_rel(depth_of(inputs.pred, "depth", 1.0, 4.0), depth_of(inputs.target, "depth", 1.0, 4.0), inputs.valid, reduction="none")
+        want = DF.abs_rel(
+            depth_of(inputs.pred, "depth", 1.0, 4.0),
+            depth_of(inputs.target, "depth", 1.0, 4.0),
+            inputs.valid,
+            reduction="none",
+        )
         torch.testing.assert_close(got, want)
 
     def test_metrics(self) -> None:

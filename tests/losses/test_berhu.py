@@ -47,7 +47,9 @@ class TestBerHu:
         d = torch.where(valid, (pred - target).abs(), -1.0).flatten(1)
         top = torch.zeros_like(d, dtype=torch.bool).scatter(1, d.argmax(1, keepdim=True), True).reshape(pred.shape)
         got = autograd_grad(lambda x: DF.berhu(x, target, mask, threshold=threshold), pred)
-        expected = fd_grad(lambda x: R.berhu(x, target, mask, threshold=threshold), torch.where(valid, pred, 1.0), valid & ~top)
+        expected = fd_grad(
+            lambda x: R.berhu(x, target, mask, threshold=threshold), torch.where(valid, pred, 1.0), valid & ~top
+        )
         torch.testing.assert_close(got[valid & ~top], expected[valid & ~top], rtol=1e-6, atol=1e-9)
         assert torch.equal(got[~valid], torch.zeros_like(got[~valid]))
         # at the top pixel |d| > c: d(d² + c²)/2c with c held fixed is d / c (per image mean)
@@ -76,7 +78,9 @@ class TestBerHu:
         for space in ("depth", "inverse"):
             module = build(NAME, space)
             x = fixed.clone().requires_grad_(True)
-            assert torch.autograd.gradcheck(lambda p: module(torch.where(outlier, fixed, p), target), (x,), eps=1e-6, atol=1e-5)
+            assert torch.autograd.gradcheck(
+                lambda p: module(torch.where(outlier, fixed, p), target), (x,), eps=1e-6, atol=1e-5
+            )
 
     def test_module_equals_functional(self) -> None:
         check_module_equals_functional(
@@ -88,6 +92,8 @@ class TestBerHu:
 
     def test_hand_computed(self) -> None:
         # d = 0.1, 1.0; c = 0.2: 0.1 (linear) and (1 + 0.04) / 0.4 = 2.6 (quadratic); mean 1.35
-        torch.testing.assert_close(DF.berhu(torch.tensor([[[0.0, 0.0]]]), torch.tensor([[[0.1, 1.0]]])), torch.tensor(1.35))
+        torch.testing.assert_close(
+            DF.berhu(torch.tensor([[[0.0, 0.0]]]), torch.tensor([[[0.1, 1.0]]])), torch.tensor(1.35)
+        )
         # d = 1, 5: c = 1, so 1 (at |d| = c both branches give c: continuous) and (25 + 1) / 2 = 13
         assert float(DF.berhu(torch.tensor([[[0.0, 0.0]]]), torch.tensor([[[1.0, 5.0]]]))) == pytest.approx(7.0)

@@ -65,7 +65,9 @@ class TestEnhancedSSI:
 
     def test_gradient_oracle(self) -> None:
         check_gradient(DF.enhanced_ssi, R.enhanced_ssi, {"progress": 0.4})
-        check_gradient(DF.enhanced_ssi, R.enhanced_ssi, {"progress": 1.0, "scope": "batch"}, mask_kind="one_empty", wrt="target")
+        check_gradient(
+            DF.enhanced_ssi, R.enhanced_ssi, {"progress": 1.0, "scope": "batch"}, mask_kind="one_empty", wrt="target"
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME)
@@ -73,7 +75,11 @@ class TestEnhancedSSI:
     def test_module_equals_functional(self) -> None:
         kwargs = {"alpha": 0.4, "ssi_weight": 0.6, "l1_weight": 0.3}
         check_module_equals_functional(
-            NAME, kwargs, lambda p, t, m, s, pr: DF.enhanced_ssi(inverse_of(p, s), inverse_of(t, s), m, pr, **kwargs, reduction="none")
+            NAME,
+            kwargs,
+            lambda p, t, m, s, pr: DF.enhanced_ssi(
+                inverse_of(p, s), inverse_of(t, s), m, pr, **kwargs, reduction="none"
+            ),
         )
 
     def test_metrics(self) -> None:

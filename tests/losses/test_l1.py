@@ -29,7 +29,9 @@ class TestL1:
 
     def test_exceptions(self) -> None:
         check_bad_inputs(NAME)
-        check_bad_hyperparameters(NAME, [({"reduction": "avg"}, ValueError, "reduction"), ({"min_depth": -1.0}, ValueError, "min_depth")])
+        check_bad_hyperparameters(
+            NAME, [({"reduction": "avg"}, ValueError, "reduction"), ({"min_depth": -1.0}, ValueError, "min_depth")]
+        )
         with pytest.raises(ValueError, match="scope: l1 accepts 'image', 'batch'; got 'global'"):
             DF.l1(torch.ones(1, 2, 2), torch.ones(1, 2, 2), scope="global")
 
@@ -66,7 +68,9 @@ class TestL1:
         torch.testing.assert_close(DF.l1(pred, target, mask, reduction="pixel-mean"), torch.tensor(7.0 / 3.0))
         torch.testing.assert_close(DF.l1(pred, target, mask, scope="batch"), torch.tensor(7.0 / 3.0))
         # the module: 0 = no return
-        assert_equal(build(NAME, "depth")(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[2.0, 0.0]]])), torch.tensor(1.0))
+        assert_equal(
+            build(NAME, "depth")(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[2.0, 0.0]]])), torch.tensor(1.0)
+        )
 
     def test_same_value_in_both_spaces(self) -> None:
         """l1 does not convert: the same tensors give the same value whatever input_space says."""

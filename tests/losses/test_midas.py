@@ -45,14 +45,24 @@ class TestMiDaS:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
     @pytest.mark.parametrize("mask_kind", sorted(MASKS))
     def test_oracle(self, mask_kind: str, dtype: torch.dtype) -> None:
-        variants = [{}, {"alpha": 0.7, "scales": 2, "operator": "sobel"}, {"data_scale": 0.5, "scales": 5, "alpha": 1.0}]
+        variants = [
+            {},
+            {"alpha": 0.7, "scales": 2, "operator": "sobel"},
+            {"data_scale": 0.5, "scales": 5, "alpha": 1.0},
+        ]
         # least squares in float32: the fitted shift is a difference of terms of the size of the target
         tol = {"atol": 2e-5} if dtype == torch.float32 else {}
         check_values(DF.midas, R.midas, variants, mask_kind, dtype, tolerance=lambda kw, e: tol)
 
     def test_gradient_oracle(self) -> None:
         check_gradient(DF.midas, R.midas, {"scales": 3}, shape=(2, 1, 7, 8))
-        check_gradient(DF.midas, R.midas, {"operator": "sobel", "scales": 2, "reduction": "pixel-mean"}, shape=(2, 1, 6, 6), wrt="target")
+        check_gradient(
+            DF.midas,
+            R.midas,
+            {"operator": "sobel", "scales": 2, "reduction": "pixel-mean"},
+            shape=(2, 1, 6, 6),
+            wrt="target",
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME, scales=2)
@@ -61,7 +71,9 @@ class TestMiDaS:
         check_module_equals_functional(
             NAME,
             {"alpha": 0.7, "scales": 2, "operator": "sobel", "data_scale": 0.5},
-            lambda p, t, m, s, pr: DF.midas(inverse_of(p, s), inverse_of(t, s), m, 0.7, 2, "sobel", 0.5, reduction="none"),
+            lambda p, t, m, s, pr: DF.midas(
+                inverse_of(p, s), inverse_of(t, s), m, 0.7, 2, "sobel", 0.5, reduction="none"
+            ),
         )
 
     def test_metrics(self) -> None:
@@ -79,7 +91,11 @@ class TestMiDaS:
     def test_pixel_mean_is_the_published_batch_based_reduction(self) -> None:
         """data_scale=0.5 and reduction='pixel-mean': every term and gradient level pooled over the batch
         (written out here with per-level sums and counts from the oracle's gradient term)."""
-        pred, target, mask = torch.rand(3, 1, 8, 8, dtype=torch.float64), torch.rand(3, 1, 8, 8, dtype=torch.float64), torch.rand(3, 1, 8, 8) < 0.6
+        pred, target, mask = (
+            torch.rand(3, 1, 8, 8, dtype=torch.float64),
+            torch.rand(3, 1, 8, 8, dtype=torch.float64),
+            torch.rand(3, 1, 8, 8) < 0.6,
+        )
         got = DF.midas(pred, target, mask, data_scale=0.5, reduction="pixel-mean")
         torch.testing.assert_close(got, R.midas(pred, target, mask, data_scale=0.5, reduction="pixel-mean"))
         assert not torch.allclose(got, DF.midas(pred, target, mask, data_scale=0.5))  # not the mean of per-image losses
@@ -93,7 +109,9 @@ class TestMiDaS:
         deep.backward()
         assert torch.isfinite(deep) and torch.isfinite(x.grad).all()
         torch.testing.assert_close(deep.detach(), build(NAME, scales=5)(inputs.pred, inputs.target))
-        torch.testing.assert_close(DF.gradient_matching(inputs.pred, scales=64), DF.gradient_matching(inputs.pred, scales=5))
+        torch.testing.assert_close(
+            DF.gradient_matching(inputs.pred, scales=64), DF.gradient_matching(inputs.pred, scales=5)
+        )
 
     @pytest.mark.parametrize("shape", [(2, 1, 1, 1), (2, 1, 2, 2), (1, 1, 1, 9), (2, 3, 1)])
     def test_images_smaller_than_the_pyramid(self, shape) -> None:
@@ -114,11 +132,14 @@ class TestMiDaS:
         call it MiDaS's batch-based reduction (which aligns per image: reduction='pixel-mean')."""
         doc = " ".join((DF.midas.__doc__ or "").split())
         assert "one scale and shift) for the whole batch" in doc or "one least-squares fit" in doc
-        assert "*not* MiDaS's \"batch-based\" reduction" in doc
+        assert '*not* MiDaS\'s "batch-based" reduction' in doc
 
 
 def test_batch_scope_is_one_fit_for_the_batch() -> None:
     """scope='batch': one least-squares fit for the pooled batch (the oracle's definition)."""
     pred, target = torch.rand(3, 1, 6, 6, dtype=torch.float64), torch.rand(3, 1, 6, 6, dtype=torch.float64)
     for scope, reduction in SCOPE_REDUCTIONS:
-        torch.testing.assert_close(DF.midas(pred, target, scope=scope, reduction=reduction), R.midas(pred, target, scope=scope, reduction=reduction))
+        torch.testing.assert_close(
+            DF.midas(pred, target, scope=scope, reduction=reduction),
+            R.midas(pred, target, scope=scope, reduction=reduction),
+        )

@@ -29,7 +29,9 @@ class TestMSE:
 
     def test_exceptions(self) -> None:
         check_bad_inputs(NAME)
-        check_bad_hyperparameters(NAME, [({"max_depth": 0.0}, ValueError, "max_depth"), ({"scope": "pixels"}, ValueError, "scope")])
+        check_bad_hyperparameters(
+            NAME, [({"max_depth": 0.0}, ValueError, "max_depth"), ({"scope": "pixels"}, ValueError, "scope")]
+        )
 
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
     @pytest.mark.parametrize("mask_kind", sorted(MASKS))
@@ -51,7 +53,9 @@ class TestMSE:
 
     def test_hand_computed(self) -> None:
         assert_equal(DF.mse(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[2.0, 4.0]]])), torch.tensor(2.5))
-        assert_equal(build(NAME, "depth")(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[2.0, 0.0]]])), torch.tensor(1.0))
+        assert_equal(
+            build(NAME, "depth")(torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[2.0, 0.0]]])), torch.tensor(1.0)
+        )
 
     def test_second_derivative(self) -> None:
         """Plain autograd: twice differentiable (the double backward is correct)."""

@@ -30,7 +30,18 @@ from loss_testing import (
 )
 
 NAME = "near-field-ssi-silog"
-METRICS = {"total", "ssi", "silog", "baseline", "total_over_baseline", "near_ratio", "near_mae", "far_mae", "threshold_t", "loss"}
+METRICS = {
+    "total",
+    "ssi",
+    "silog",
+    "baseline",
+    "total_over_baseline",
+    "near_ratio",
+    "near_mae",
+    "far_mae",
+    "threshold_t",
+    "loss",
+}
 
 
 def near_case(seed: int = 22, shape: Tuple[int, ...] = (2, 1, 10, 10), low: float = 0.3, high: float = 4.0):
@@ -51,7 +62,13 @@ def grad_of(module: torch.nn.Module, pred: Tensor, target: Tensor, hook: bool = 
 ORACLE_VARIANTS = [{"progress": p} for p in PROGRESSES] + [
     {"weights": WEIGHTS},
     {"progress": 0.6, "threshold_schedule": "linear", "weight_mode": "linear", "near_weight": 3.0},
-    {"progress": 0.2, "threshold_schedule": "cosine", "threshold_start": 0.1, "threshold_end": 5.0, "weight_mode": "step"},
+    {
+        "progress": 0.2,
+        "threshold_schedule": "cosine",
+        "threshold_start": 0.1,
+        "threshold_end": 5.0,
+        "weight_mode": "step",
+    },
     {"combine": "split", "near_threshold": 1.2},
     {"combine": "split", "split_weights": (0.2, 0.8), "near_threshold": 0.5},
     {"ssi_weighting": "scaled-diff"},
@@ -78,7 +95,10 @@ class TestNearFieldSSISilog:
             functional=DF.near_field_ssi_silog,
         )  # fmt: skip
 
-    @pytest.mark.parametrize("bad,exc", [("half", TypeError), (True, TypeError), ([0.5], TypeError), (None, TypeError), (float("inf"), ValueError)])
+    @pytest.mark.parametrize(
+        "bad,exc",
+        [("half", TypeError), (True, TypeError), ([0.5], TypeError), (None, TypeError), (float("inf"), ValueError)],
+    )
     def test_progress_checked_without_a_schedule(self, bad: Any, exc: type) -> None:
         """Issue 12 item 6: DF.near_field_ssi_silog accepted any progress when threshold_schedule was None."""
         p = torch.rand(2, 1, 8, 8) + 0.1
@@ -98,20 +118,39 @@ class TestNearFieldSSISilog:
     def test_gradient_oracle(self) -> None:
         # the pixel weights come from the target and are detached by design: pred only
         check_gradient(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.3}, low=0.2, high=5.0)
-        check_gradient(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"weights": WEIGHTS, "scope": "batch"}, low=0.2, high=5.0)
-        check_gradient(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"combine": "split", "reduction": "sum"}, low=0.2, high=5.0)
-        check_gradient(DF.near_field_ssi_silog, R.near_field_ssi_silog, {"ssi_weighting": "scaled-diff"}, low=0.2, high=5.0)
+        check_gradient(
+            DF.near_field_ssi_silog, R.near_field_ssi_silog, {"weights": WEIGHTS, "scope": "batch"}, low=0.2, high=5.0
+        )
+        check_gradient(
+            DF.near_field_ssi_silog, R.near_field_ssi_silog, {"combine": "split", "reduction": "sum"}, low=0.2, high=5.0
+        )
+        check_gradient(
+            DF.near_field_ssi_silog, R.near_field_ssi_silog, {"ssi_weighting": "scaled-diff"}, low=0.2, high=5.0
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME, threshold_schedule="linear")
 
     def test_module_equals_functional(self) -> None:
-        kwargs: Dict[str, Any] = {"near_weight": 3.0, "weight_mode": "linear", "near_threshold": 2.0, "transition": 0.5, "alpha": 0.6}
+        kwargs: Dict[str, Any] = {
+            "near_weight": 3.0,
+            "weight_mode": "linear",
+            "near_threshold": 2.0,
+            "transition": 0.5,
+            "alpha": 0.6,
+        }
         check_module_equals_functional(
             NAME,
             dict(kwargs, min_depth=0.8, max_depth=4.0),
             lambda p, t, m, s, pr: DF.near_field_ssi_silog(
-                inverse_of(p, s, 0.8, 4.0), inverse_of(t, s, 0.8, 4.0), m, pr, **kwargs, min_depth=0.8, max_depth=4.0, reduction="none"
+                inverse_of(p, s, 0.8, 4.0),
+                inverse_of(t, s, 0.8, 4.0),
+                m,
+                pr,
+                **kwargs,
+                min_depth=0.8,
+                max_depth=4.0,
+                reduction="none",
             ),
         )
         for space in ("inverse", "depth"):  # explicit weights
@@ -119,7 +158,9 @@ class TestNearFieldSSISilog:
             pred, target = to_input_space(pred_d, space).float(), to_input_space(target_d, space).float()
             weights = 1.0 + 3.0 * torch.rand(pred.shape, generator=gen(2))
             got = build(NAME, space, reduction="none")(pred, target, weights=weights)
-            want = DF.near_field_ssi_silog(inverse_of(pred, space), inverse_of(target, space), target > 0, 0.0, weights, reduction="none")
+            want = DF.near_field_ssi_silog(
+                inverse_of(pred, space), inverse_of(target, space), target > 0, 0.0, weights, reduction="none"
+            )
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7)
 
     def test_metrics(self) -> None:
@@ -156,7 +197,15 @@ class TestNearFieldSSISilog:
     def test_weights_never_increase_with_depth(self, mode: str) -> None:
         depth = torch.linspace(0.01, 10.0, 2000).reshape(1, 1, 40, 50)
         for space in ("inverse", "depth"):
-            module = build(NAME, space, weight_mode=mode, near_weight=4.0, threshold_schedule="linear", threshold_start=0.5, threshold_end=2.5)
+            module = build(
+                NAME,
+                space,
+                weight_mode=mode,
+                near_weight=4.0,
+                threshold_schedule="linear",
+                threshold_start=0.5,
+                threshold_end=2.5,
+            )
             for progress in (0.0, 0.5, 1.0):
                 w = module.full_resolution_weights(to_input_space(depth, space), progress=progress).flatten()
                 assert (w[1:] <= w[:-1]).all()
@@ -168,7 +217,11 @@ class TestNearFieldSSISilog:
         seed = 1.0 + 4.0 * (1.0 + torch.tanh((depth - 1.0) / 0.3)) / 2.0
         assert abs(float(seed[0, 0, 0]) - 1.0) < 0.05 and abs(float(seed[0, 0, 1]) - 5.0) < 1e-4
         expected = torch.tensor([[[1.0 + 4.0 * 0.5 * (1.0 - math.tanh((d - 1.0) / 0.3)) for d in (0.2, 5.0)]]])
-        for ours in (DF.near_field_weights(depth), build(NAME, "depth").full_resolution_weights(depth), build(NAME).full_resolution_weights(1.0 / depth)):
+        for ours in (
+            DF.near_field_weights(depth),
+            build(NAME, "depth").full_resolution_weights(depth),
+            build(NAME).full_resolution_weights(1.0 / depth),
+        ):
             torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-5)
             torch.testing.assert_close(ours, 6.0 - seed, rtol=1e-5, atol=1e-5)  # the mirror image
 
@@ -198,7 +251,9 @@ class TestNearFieldSSISilog:
         w_all = (1.0 + 4.0 * torch.rand(pred.shape, generator=gen(3))).double()
         ssi_only = build(NAME, ssi_weight=1.0, silog_weight=0.0, reduction="none")(pred, target, weights=w_all)
         silog_only = build(NAME, ssi_weight=0.0, silog_weight=1.0, reduction="none")(pred, target, weights=w_all)
-        scaled = build(NAME, ssi_weight=1.0, silog_weight=0.0, ssi_weighting="scaled-diff", reduction="none")(pred, target, weights=w_all)
+        scaled = build(NAME, ssi_weight=1.0, silog_weight=0.0, ssi_weighting="scaled-diff", reduction="none")(
+            pred, target, weights=w_all
+        )
 
         def weighted_ssi(d: Tensor, w: Tensor) -> float:
             mean, second = float((w * d).sum() / w.sum()), float((w * d * d).sum() / w.sum())
@@ -210,7 +265,9 @@ class TestNearFieldSSISilog:
             u = (w.sqrt() / w.sqrt().mean()).clamp(0.7, 2.0)
             ug = u * ((1.0 / p).log() - (1.0 / t).log())
             assert float(ssi_only[b]) == pytest.approx(weighted_ssi(p - t, w), abs=1e-9)
-            assert float(silog_only[b]) == pytest.approx(10.0 * math.sqrt(float((ug * ug).mean() - 0.85 * ug.mean() ** 2) + 1e-8), abs=1e-9)
+            assert float(silog_only[b]) == pytest.approx(
+                10.0 * math.sqrt(float((ug * ug).mean() - 0.85 * ug.mean() ** 2) + 1e-8), abs=1e-9
+            )
             ds = (p - t) * (w / 1.75).clamp(0.5, 5.0)  # the seed's d · w / w̄, fixed w̄ = 1.75
             assert float(scaled[b]) == pytest.approx(weighted_ssi(ds, torch.ones_like(ds)), abs=1e-9)
 
@@ -218,10 +275,18 @@ class TestNearFieldSSISilog:
         pred, target, valid = near_case(seed=25)
         depth = 1.0 / target[valid]
         module = build(NAME, threshold_schedule="linear", threshold_start=0.1, threshold_end=5.0)
-        for progress, expected in ((0.0, 0.3), (0.02, 0.3), (0.5, 2.55), (0.9, 3.0), (1.0, 3.0)):  # 0.1 + 4.9 p in [0.3, 3]
+        for progress, expected in (
+            (0.0, 0.3),
+            (0.02, 0.3),
+            (0.5, 2.55),
+            (0.9, 3.0),
+            (1.0, 3.0),
+        ):  # 0.1 + 4.9 p in [0.3, 3]
             module(pred, target, progress=progress)
             assert float(module.metrics["threshold_t"]) == pytest.approx(expected, abs=1e-6)
-            assert float(module.metrics["near_ratio"]) == pytest.approx(float((depth < expected).double().mean()), abs=1e-6)
+            assert float(module.metrics["near_ratio"]) == pytest.approx(
+                float((depth < expected).double().mean()), abs=1e-6
+            )
         module.progress = 0.5
         module(pred, target)
         assert float(module.metrics["threshold_t"]) == pytest.approx(2.55, abs=1e-6)
@@ -244,8 +309,15 @@ class TestNearFieldSSISilog:
         assert ((explicit - module(pred, target)).abs() > 1e-5).all()
         for k in (0.01, 7.0):  # weighted-mean: the scale of w cancels
             torch.testing.assert_close(module(pred, target, weights=k * weights), explicit, rtol=1e-5, atol=1e-6)
-        torch.testing.assert_close(module(pred, target, weights=torch.ones_like(pred)), DF.ssi_silog(pred, target, valid, reduction="none"), rtol=1e-6, atol=1e-7)
-        torch.testing.assert_close(module(pred, target, weights=torch.where(valid, weights, 1e3)), explicit)  # ignored off-mask
+        torch.testing.assert_close(
+            module(pred, target, weights=torch.ones_like(pred)),
+            DF.ssi_silog(pred, target, valid, reduction="none"),
+            rtol=1e-6,
+            atol=1e-7,
+        )
+        torch.testing.assert_close(
+            module(pred, target, weights=torch.where(valid, weights, 1e3)), explicit
+        )  # ignored off-mask
 
     def test_non_finite_weights_fall_back_to_the_baseline(self) -> None:
         pred, target, valid = near_case(seed=29, shape=(3, 1, 6, 6))

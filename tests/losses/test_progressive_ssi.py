@@ -62,11 +62,17 @@ class TestProgressiveSSI:
         check_values(DF.progressive_ssi, R.progressive_ssi, variants, mask_kind, dtype)
 
     def test_step_schedule_float64_oracle(self) -> None:
-        variants = [{"progress": p, "weight_schedule": "step", "ssi_weight_start": 2.0, "l1_weight_end": 1.0} for p in (0.3, 0.7)]
+        variants = [
+            {"progress": p, "weight_schedule": "step", "ssi_weight_start": 2.0, "l1_weight_end": 1.0}
+            for p in (0.3, 0.7)
+        ]
         check_values(DF.progressive_ssi, R.progressive_ssi, variants, "random", torch.float64)
 
     def test_step_schedule_float32_oracle(self) -> None:
-        variants = [{"progress": p, "weight_schedule": "step", "ssi_weight_start": 2.0, "l1_weight_end": 1.0} for p in (0.3, 0.7)]
+        variants = [
+            {"progress": p, "weight_schedule": "step", "ssi_weight_start": 2.0, "l1_weight_end": 1.0}
+            for p in (0.3, 0.7)
+        ]
         check_values(DF.progressive_ssi, R.progressive_ssi, variants, "random", torch.float32)
 
     def test_gradient_oracle(self) -> None:
@@ -79,7 +85,11 @@ class TestProgressiveSSI:
     def test_module_equals_functional(self) -> None:
         kwargs = {"ssi_weight_start": 0.5, "l1_weight_end": 0.8, "weight_schedule": "cosine"}
         check_module_equals_functional(
-            NAME, kwargs, lambda p, t, m, s, pr: DF.progressive_ssi(inverse_of(p, s), inverse_of(t, s), m, pr, **kwargs, reduction="none")
+            NAME,
+            kwargs,
+            lambda p, t, m, s, pr: DF.progressive_ssi(
+                inverse_of(p, s), inverse_of(t, s), m, pr, **kwargs, reduction="none"
+            ),
         )
 
     def test_metrics(self) -> None:
@@ -99,6 +109,15 @@ class TestProgressiveSSI:
     def test_equals_enhanced_ssi_terms(self) -> None:
         """The terms are enhanced-ssi's; with equal start and end weights only the weights differ."""
         inputs = loss_inputs(NAME, dtype=torch.float64)
-        a = DF.progressive_ssi(inputs.pred, inputs.target, inputs.valid, 0.7, ssi_weight_start=0.8, ssi_weight_end=0.8, l1_weight_start=0.2, l1_weight_end=0.2)
+        a = DF.progressive_ssi(
+            inputs.pred,
+            inputs.target,
+            inputs.valid,
+            0.7,
+            ssi_weight_start=0.8,
+            ssi_weight_end=0.8,
+            l1_weight_start=0.2,
+            l1_weight_end=0.2,
+        )
         b = DF.enhanced_ssi(inputs.pred, inputs.target, inputs.valid, 0.7, adaptive_weighting=False)
         torch.testing.assert_close(a, b)

@@ -58,7 +58,13 @@ class TestScaleAdaptive:
         )  # fmt: skip
         with pytest.raises(TypeError, match="use_inv_depth"):
             build(NAME, use_inv_depth="yes")
-        for bad, exc in (("half", TypeError), (True, TypeError), ([0.5], TypeError), (None, TypeError), (float("nan"), ValueError)):
+        for bad, exc in (
+            ("half", TypeError),
+            (True, TypeError),
+            ([0.5], TypeError),
+            (None, TypeError),
+            (float("nan"), ValueError),
+        ):
             with pytest.raises(exc, match="progress"):
                 DF.scale_adaptive(torch.ones(1, 4, 4), torch.ones(1, 4, 4), progress=bad)
 
@@ -68,19 +74,41 @@ class TestScaleAdaptive:
     def test_oracle(self, mask_kind: str, dtype: torch.dtype, accel) -> None:
         variants = [{"progress": p} for p in PROGRESSES] + [
             {"progress": 0.6, "gt_downsample": "nearest", "num_scales": 3, "lambda_sg": 0.2},
-            {"progress": torch.tensor(0.3, dtype=dtype), "gt_downsample": "min", "alpha_schedule": "cosine", "scale_schedule": "constant"},
+            {
+                "progress": torch.tensor(0.3, dtype=dtype),
+                "gt_downsample": "min",
+                "alpha_schedule": "cosine",
+                "scale_schedule": "constant",
+            },
             {"progress": 0.8, "scale_floor": 1.0, "alpha_start": 0.7, "alpha_end": 0.2, "num_scales": 5},
         ]
-        check_values(DF.scale_adaptive, R.scale_adaptive, variants, mask_kind, dtype, accel=accel, tolerance=lambda kw, e: {"atol": 1e-5} if dtype == torch.float32 else {})
+        check_values(
+            DF.scale_adaptive,
+            R.scale_adaptive,
+            variants,
+            mask_kind,
+            dtype,
+            accel=accel,
+            tolerance=lambda kw, e: {"atol": 1e-5} if dtype == torch.float32 else {},
+        )
 
     @pytest.mark.parametrize("accel", ACCEL)
     def test_gradient_oracle(self, accel) -> None:
-        check_gradient(DF.scale_adaptive, R.scale_adaptive, {"progress": 0.4, "num_scales": 2}, shape=(2, 1, 6, 7), accel=accel)
+        check_gradient(
+            DF.scale_adaptive, R.scale_adaptive, {"progress": 0.4, "num_scales": 2}, shape=(2, 1, 6, 7), accel=accel
+        )
         check_gradient(
             DF.scale_adaptive, R.scale_adaptive, {"progress": 0.9, "num_scales": 3, "gt_downsample": "min", "scope": "batch"},
             mask_kind="sparse_rows", shape=(2, 1, 8, 8), accel=accel,
         )  # fmt: skip
-        check_gradient(DF.scale_adaptive, R.scale_adaptive, {"progress": 0.5, "num_scales": 2}, shape=(2, 1, 6, 6), wrt="target", accel=accel)
+        check_gradient(
+            DF.scale_adaptive,
+            R.scale_adaptive,
+            {"progress": 0.5, "num_scales": 2},
+            shape=(2, 1, 6, 6),
+            wrt="target",
+            accel=accel,
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME, num_scales=2)
@@ -100,7 +128,9 @@ class TestScaleAdaptive:
         check_module_equals_functional(
             NAME,
             dict(kwargs, min_depth=0.8, max_depth=4.0),
-            lambda p, t, m, s, pr: DF.scale_adaptive(depth_of(p, s, 0.8, 4.0), depth_of(t, s, 0.8, 4.0), m, pr, **kwargs, reduction="none"),
+            lambda p, t, m, s, pr: DF.scale_adaptive(
+                depth_of(p, s, 0.8, 4.0), depth_of(t, s, 0.8, 4.0), m, pr, **kwargs, reduction="none"
+            ),
         )
         # use_inv_depth: on inverse depth (the default clamp [0.1, 100] m does not bind here)
         check_module_equals_functional(
@@ -120,7 +150,9 @@ class TestScaleAdaptive:
         for space in ("depth", "inverse"):
             pred = to_input_space(torch.rand(2, 1, 16, 16, generator=g) * 10 + 1, space).requires_grad_(True)
             build(NAME, space)(pred, to_input_space(target, space), progress=0.3).backward()
-            assert torch.equal(pred.grad[:, :, :2], torch.zeros_like(pred.grad[:, :, :2])), float(pred.grad[:, :, :2].abs().max())
+            assert torch.equal(pred.grad[:, :, :2], torch.zeros_like(pred.grad[:, :, :2])), float(
+                pred.grad[:, :, :2].abs().max()
+            )
             assert (pred.grad[:, :, 2:] != 0).any()
 
     @pytest.mark.parametrize("junk", [float("nan"), float("inf"), -1.0, 0.0])
@@ -158,7 +190,9 @@ class TestScaleAdaptive:
             ("constant", 0.3, 0.9, 0.8, 0.3),
         ],
     )
-    def test_alpha_follows_its_schedule(self, kind: str, start: float, end: float, progress: float, expected: float) -> None:
+    def test_alpha_follows_its_schedule(
+        self, kind: str, start: float, end: float, progress: float, expected: float
+    ) -> None:
         inputs = loss_inputs(NAME, shape=(1, 1, 8, 8), progress=None)
         module = build(NAME, alpha_schedule=kind, alpha_start=start, alpha_end=end, num_scales=2)
         for how in ("float", "tensor", "attribute"):
@@ -175,18 +209,25 @@ class TestScaleAdaptive:
         inputs = loss_inputs(NAME, shape=(2, 1, 16, 16), density=0.4, progress=None)
         module = build(NAME, num_scales=3)
         # by hand: 2^l / 7 at progress 0, 2^-l normalized at 1, their average at 0.5
-        for progress, expected in ((0.0, [1 / 7, 2 / 7, 4 / 7]), (1.0, [4 / 7, 2 / 7, 1 / 7]), (0.5, [5 / 14, 4 / 14, 5 / 14])):
+        for progress, expected in (
+            (0.0, [1 / 7, 2 / 7, 4 / 7]),
+            (1.0, [4 / 7, 2 / 7, 1 / 7]),
+            (0.5, [5 / 14, 4 / 14, 5 / 14]),
+        ):
             module(inputs.pred, inputs.target, progress=progress)
-            assert [float(module.metrics[f"level{l}_weight"]) for l in range(3)] == pytest.approx(expected, abs=1e-6)
+            assert [float(module.metrics[f"level{lv}_weight"]) for lv in range(3)] == pytest.approx(expected, abs=1e-6)
         assert float(module.metrics["num_valid_pixels"]) == float(inputs.valid.sum())
         assert float(module.metrics["level0_valid_frac"]) == pytest.approx(float(inputs.valid.float().mean()), abs=1e-6)
         uniform = build(NAME, num_scales=4, scale_schedule="constant")
         uniform(inputs.pred, inputs.target, progress=0.3)
-        assert [float(uniform.metrics[f"level{l}_weight"]) for l in range(4)] == pytest.approx([0.25] * 4)
+        assert [float(uniform.metrics[f"level{lv}_weight"]) for lv in range(4)] == pytest.approx([0.25] * 4)
 
     def test_gt_downsample_modes_differ(self) -> None:
         inputs = loss_inputs(NAME, "depth", shape=(2, 1, 16, 16), density=0.3, progress=0.8)
-        values = {float(inputs.call(build(NAME, "depth", gt_downsample=mode, num_scales=3))) for mode in ("nearest", "min", "mean")}
+        values = {
+            float(inputs.call(build(NAME, "depth", gt_downsample=mode, num_scales=3)))
+            for mode in ("nearest", "min", "mean")
+        }
         assert len(values) == 3
 
     def test_lidar_rows_get_gradient_support_at_coarse_levels(self) -> None:
@@ -202,7 +243,7 @@ class TestScaleAdaptive:
         assert float(m["level0_stencil_frac"]) == 0.0 and float(m["level1_stencil_frac"]) == 0.0
         assert float(m["level2_stencil_frac"]) == pytest.approx(36 / 64)
         assert float(m["level3_stencil_frac"]) == pytest.approx(4 / 16)
-        assert [float(m[f"level{l}_valid_frac"]) for l in range(3)] == pytest.approx([0.25, 0.5, 1.0])
+        assert [float(m[f"level{lv}_valid_frac"]) for lv in range(3)] == pytest.approx([0.25, 0.5, 1.0])
         assert float(m["level0_grad"]) == 0.0 and float(m["level2_grad"]) > 0.0
 
     def test_alpha_one_is_affine_invariant_and_alpha_zero_is_not(self) -> None:
@@ -224,7 +265,9 @@ class TestScaleAdaptive:
             loss = inputs.call(build(NAME, "depth", num_scales=num_scales), x)
             loss.backward()
             assert torch.isfinite(loss) and torch.isfinite(x.grad).all()
-            expected = R.scale_adaptive(depth_of(inputs.pred, "depth", 0.1, 100.0), inputs.target, None, 0.5, num_scales=num_scales)
+            expected = R.scale_adaptive(
+                depth_of(inputs.pred, "depth", 0.1, 100.0), inputs.target, None, 0.5, num_scales=num_scales
+            )
             torch.testing.assert_close(loss.detach(), expected)
 
     def test_num_scales_beyond_31(self) -> None:

@@ -35,7 +35,11 @@ def radicand_tolerance(kw: Dict[str, Any], expected: Tensor) -> Dict[str, float]
     few ulps of E[g²], which the square root amplifies when the radicand is near 0 (lambd = 1, eps = 0).
     The log-ratios here are at most log(3 / 0.3)."""
     ratio = kw.get("ratio", 10.0)
-    return {"atol": ratio * math.sqrt(64 * torch.finfo(torch.float32).eps * math.log(10.0) ** 2)} if kw.get("eps", 1e-8) == 0.0 else {}
+    return (
+        {"atol": ratio * math.sqrt(64 * torch.finfo(torch.float32).eps * math.log(10.0) ** 2)}
+        if kw.get("eps", 1e-8) == 0.0
+        else {}
+    )
 
 
 class TestSILog:
@@ -54,9 +58,22 @@ class TestSILog:
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
     @pytest.mark.parametrize("mask_kind", sorted(MASKS))
     def test_oracle(self, mask_kind: str, dtype: torch.dtype) -> None:
-        variants = [{}, {"weights": WEIGHTS}, {"lambd": 1.0, "ratio": 1.0, "eps": 0.0}, {"lambd": 0.0, "ratio": 2.5, "eps": 1e-4, "weights": WEIGHTS}]
+        variants = [
+            {},
+            {"weights": WEIGHTS},
+            {"lambd": 1.0, "ratio": 1.0, "eps": 0.0},
+            {"lambd": 0.0, "ratio": 2.5, "eps": 1e-4, "weights": WEIGHTS},
+        ]
         tol = (lambda kw, e: radicand_tolerance(kw, e)) if dtype == torch.float32 else None
-        check_values(DF.silog, as_batch(R.silog), variants, mask_kind, dtype, scope_reductions=GLOBAL_SCOPE_REDUCTIONS, tolerance=tol)
+        check_values(
+            DF.silog,
+            as_batch(R.silog),
+            variants,
+            mask_kind,
+            dtype,
+            scope_reductions=GLOBAL_SCOPE_REDUCTIONS,
+            tolerance=tol,
+        )
 
     def test_gradient_oracle(self) -> None:
         check_gradient(DF.silog, R.silog, {"weights": WEIGHTS})
@@ -69,7 +86,9 @@ class TestSILog:
         check_module_equals_functional(
             NAME,
             {"lambd": 0.5, "ratio": 3.0, "eps": 1e-6, "min_depth": 0.8, "max_depth": 4.0},
-            lambda p, t, m, s, pr: DF.silog(depth_of(p, s, 0.8, 4.0), depth_of(t, s, 0.8, 4.0), m, 0.5, 3.0, eps=1e-6, reduction="none"),
+            lambda p, t, m, s, pr: DF.silog(
+                depth_of(p, s, 0.8, 4.0), depth_of(t, s, 0.8, 4.0), m, 0.5, 3.0, eps=1e-6, reduction="none"
+            ),
         )
 
     def test_metrics(self) -> None:
@@ -79,7 +98,9 @@ class TestSILog:
         target = torch.tensor([[[1.0, 2.0], [4.0, 8.0]]])
         assert float(DF.silog(2.0 * target, target, lambd=1.0, eps=0.0)) == 0.0  # a global scale is free
         # g = log 2 everywhere: 10 * sqrt((1 - 0.85) log² 2)
-        assert float(DF.silog(2.0 * target, target, eps=0.0)) == pytest.approx(10.0 * math.sqrt(0.15) * math.log(2.0), rel=1e-6)
+        assert float(DF.silog(2.0 * target, target, eps=0.0)) == pytest.approx(
+            10.0 * math.sqrt(0.15) * math.log(2.0), rel=1e-6
+        )
 
     def test_packnet_constants(self) -> None:
         info_defaults = build(NAME, "depth")

@@ -47,14 +47,18 @@ class TestSSI:
 
     def test_gradient_oracle(self) -> None:
         check_gradient(DF.ssi, R.ssi, {"weights": WEIGHTS})
-        check_gradient(DF.ssi, R.ssi, {"alpha": 0.3, "scope": "batch"}, mask_kind="sparse_rows", shape=(2, 1, 7, 6), wrt="target")
+        check_gradient(
+            DF.ssi, R.ssi, {"alpha": 0.3, "scope": "batch"}, mask_kind="sparse_rows", shape=(2, 1, 7, 6), wrt="target"
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME)
 
     def test_module_equals_functional(self) -> None:
         check_module_equals_functional(
-            NAME, {"alpha": 0.3}, lambda p, t, m, s, pr: DF.ssi(inverse_of(p, s), inverse_of(t, s), m, 0.3, reduction="none")
+            NAME,
+            {"alpha": 0.3},
+            lambda p, t, m, s, pr: DF.ssi(inverse_of(p, s), inverse_of(t, s), m, 0.3, reduction="none"),
         )
 
     def test_metrics(self) -> None:

@@ -46,7 +46,10 @@ def test_ties_and_integer_values(accel: bool) -> None:
     mask = torch.rand(3, 1, 6, 7, generator=g) < 0.7
     with accel_mode(accel):
         for kw in ({"trim": 0.3}, {"trim": 0.3, "trim_scope": "batch"}, {"trim": 0.5, "trim_rounding": "floor"}):
-            torch.testing.assert_close(DF.ssi_mae(pred, target, mask, **kw, reduction="none"), R.ssi_mae(pred, target, mask, **kw, reduction="none"))
+            torch.testing.assert_close(
+                DF.ssi_mae(pred, target, mask, **kw, reduction="none"),
+                R.ssi_mae(pred, target, mask, **kw, reduction="none"),
+            )
 
 
 def test_trim_close_to_one_keeps_the_smallest_residual() -> None:

@@ -49,17 +49,29 @@ class TestSSISilog:
             {"alpha": 0.5, "silog_ratio": 5.0, "silog_ratio2": 0.6, "ssi_weight": 0.4, "silog_weight": 0.6},
             {"min_depth": 0.6, "max_depth": 2.0, "weights": WEIGHTS},
         ]
-        check_values(DF.ssi_silog, as_batch(R.ssi_silog), variants, mask_kind, dtype, scope_reductions=GLOBAL_SCOPE_REDUCTIONS)
+        check_values(
+            DF.ssi_silog, as_batch(R.ssi_silog), variants, mask_kind, dtype, scope_reductions=GLOBAL_SCOPE_REDUCTIONS
+        )
 
     def test_gradient_oracle(self) -> None:
         check_gradient(DF.ssi_silog, R.ssi_silog, {"weights": WEIGHTS})
-        check_gradient(DF.ssi_silog, R.ssi_silog, {"min_depth": 0.6, "max_depth": 2.0}, mask_kind="one_empty", wrt="target")
+        check_gradient(
+            DF.ssi_silog, R.ssi_silog, {"min_depth": 0.6, "max_depth": 2.0}, mask_kind="one_empty", wrt="target"
+        )
 
     def test_gradcheck(self) -> None:
         check_gradcheck(NAME)
 
     def test_module_equals_functional(self) -> None:
-        kwargs = {"alpha": 0.5, "silog_ratio": 5.0, "silog_ratio2": 0.6, "ssi_weight": 0.4, "silog_weight": 0.6, "min_depth": 0.8, "max_depth": 4.0}
+        kwargs = {
+            "alpha": 0.5,
+            "silog_ratio": 5.0,
+            "silog_ratio2": 0.6,
+            "ssi_weight": 0.4,
+            "silog_weight": 0.6,
+            "min_depth": 0.8,
+            "max_depth": 4.0,
+        }
         check_module_equals_functional(
             NAME,
             kwargs,
@@ -76,7 +88,9 @@ class TestSSISilog:
         """The two terms are the ``ssi`` kernel on inverse depth and the ``silog`` kernel on depth."""
         inputs = loss_inputs(NAME, dtype=torch.float64)
         p, t, m = inputs.pred, inputs.target, inputs.valid
-        expected = 0.7 * DF.ssi(p, t, m, reduction="none") + 0.3 * DF.silog(1.0 / p, torch.where(m, 1.0 / t, 1.0), m, reduction="none")
+        expected = 0.7 * DF.ssi(p, t, m, reduction="none") + 0.3 * DF.silog(
+            1.0 / p, torch.where(m, 1.0 / t, 1.0), m, reduction="none"
+        )
         torch.testing.assert_close(DF.ssi_silog(p, t, m, reduction="none"), expected)
 
     def test_hand_computed(self) -> None:

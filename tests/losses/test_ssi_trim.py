@@ -62,7 +62,14 @@ class TestSSITrim:
     @pytest.mark.parametrize("accel", ACCEL)
     def test_gradient_oracle(self, accel) -> None:
         check_gradient(DF.ssi_trim, R.ssi_trim, {"scales": 2}, shape=(2, 1, 6, 7), accel=accel)
-        check_gradient(DF.ssi_trim, R.ssi_trim, {"trim_scope": "batch", "reduction": "pixel-mean", "scales": 2}, shape=(2, 1, 6, 6), wrt="target", accel=accel)
+        check_gradient(
+            DF.ssi_trim,
+            R.ssi_trim,
+            {"trim_scope": "batch", "reduction": "pixel-mean", "scales": 2},
+            shape=(2, 1, 6, 6),
+            wrt="target",
+            accel=accel,
+        )
 
     @pytest.mark.parametrize("accel", ACCEL)
     def test_gradcheck(self, accel) -> None:
@@ -72,7 +79,9 @@ class TestSSITrim:
     def test_module_equals_functional(self) -> None:
         kwargs = {"trim": 0.3, "alpha": 0.25, "scales": 3, "operator": "diff", "eps": 1e-5, "trim_rounding": "floor"}
         check_module_equals_functional(
-            NAME, kwargs, lambda p, t, m, s, pr: DF.ssi_trim(inverse_of(p, s), inverse_of(t, s), m, **kwargs, reduction="none")
+            NAME,
+            kwargs,
+            lambda p, t, m, s, pr: DF.ssi_trim(inverse_of(p, s), inverse_of(t, s), m, **kwargs, reduction="none"),
         )
 
     def test_metrics(self) -> None:
@@ -93,4 +102,6 @@ class TestSSITrim:
         spoiled[:, :, :2, :2] = 50.0  # 4 of 144 pixels per image
         clean = DF.ssi_trim(inputs.pred, inputs.target, trim=0.0)
         assert float(DF.ssi_trim(spoiled, inputs.target, trim=0.0)) > 2 * float(clean)
-        assert float(DF.ssi_trim(spoiled, inputs.target, trim=0.2, alpha=0.0)) < float(DF.ssi_trim(spoiled, inputs.target, trim=0.0, alpha=0.0))
+        assert float(DF.ssi_trim(spoiled, inputs.target, trim=0.2, alpha=0.0)) < float(
+            DF.ssi_trim(spoiled, inputs.target, trim=0.0, alpha=0.0)
+        )

@@ -31,7 +31,10 @@ def _kth_index_numpy(x: Tensor, valid: Tensor, k: Tensor) -> Tensor:
         where = np.flatnonzero(vm[r])
         compact = xs[r].take(where)
         value = np.partition(compact, kr - 1)[kr - 1]
-        out[r] = where[np.argmax(compact == value)]  # the first valid occurrence
+        # the position a stable sort puts at rank k: among the entries equal to the value,
+        # occurrence number k - #{smaller}
+        ties = np.flatnonzero(compact == value)
+        out[r] = where[ties[kr - 1 - np.count_nonzero(compact < value)]]
     return torch.from_numpy(out)
 
 

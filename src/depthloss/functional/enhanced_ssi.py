@@ -6,7 +6,7 @@ from typing import NamedTuple, Optional, Tuple
 
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_float, check_progress, check_reduction
+from depthloss._checks import SCOPES, check_float, check_pair, check_progress, check_reduction
 from depthloss.functional._plumbing import Progress, Reduction, Scope, as_progress, autocast_off, prepare, reduce_images
 from depthloss.functional.statistics import moments, row_mean
 
@@ -87,6 +87,7 @@ def enhanced_ssi(
         >>> enhanced_ssi(target + 0.1, target, progress=1.0)  # (0.8 * 0.0085 + 0.3 * 0.1) / 1.1
         tensor(0.0335)
     """
+    check_pair(pred, target)
     check_progress(progress)
     check_float("alpha", alpha, low=0.0)
     check_float("ssi_weight", ssi_weight, low=0.0)

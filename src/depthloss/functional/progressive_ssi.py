@@ -9,7 +9,7 @@ from typing import Optional, Tuple
 
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_choice, check_float, check_progress, check_reduction
+from depthloss._checks import SCOPES, check_choice, check_float, check_pair, check_progress, check_reduction
 from depthloss.functional._plumbing import Progress, Reduction, Scope, as_progress, autocast_off, reduce_images
 from depthloss.functional.enhanced_ssi import ssi_l1_terms
 from depthloss.functional.schedules import SCHEDULE_KINDS, ScheduleKind, schedule
@@ -91,6 +91,7 @@ def progressive_ssi(
         >>> progressive_ssi(target + 0.1, target, progress=1.0)  # 0.7 * 0.0085 + 0.3 * 0.1
         tensor(0.0360)
     """
+    check_pair(pred, target)
     check_progress(progress)
     check_float("alpha", alpha, low=0.0)
     check_progressive_weights(ssi_weight_start, ssi_weight_end, l1_weight_start, l1_weight_end)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -66,6 +66,8 @@ class SupervisedLoss(nn.Module):
         num_scales: number of prediction scales used (default 4).
         target_downsample: ``"mean"``, ``"min"`` or ``"nearest"``; default ``"mean"`` for
             ``sparse-`` methods and ``"nearest"`` for dense ones.
+        loss_options: arguments of the loss as a mapping: the way to give the loss a keyword
+            the driver uses itself (``scale-adaptive``'s own ``num_scales``, its pyramid depth).
         **loss_kwargs: arguments of the loss, ``input_space`` (required) among them; unknown
             keywords raise ``TypeError``.
 
@@ -86,9 +88,14 @@ class SupervisedLoss(nn.Module):
         method: str = "sparse-scale-adaptive",
         num_scales: int = 4,
         target_downsample: Optional[str] = None,
+        loss_options: Optional[Mapping[str, Any]] = None,
         **loss_kwargs: Any,
     ) -> None:
         super().__init__()
+        clash = sorted(set(loss_kwargs) & set(loss_options or {}))
+        if clash:
+            raise TypeError(f"SupervisedLoss got {clash} both as keywords and in loss_options; give each once")
+        loss_kwargs = {**(loss_options or {}), **loss_kwargs}
         _, sparse = parse_loss_name(method)
         self.method = method
         self.num_scales = check_int("num_scales", num_scales, low=1)
