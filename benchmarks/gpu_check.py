@@ -89,6 +89,7 @@ from torch.utils.benchmark import Timer
 
 from baselines import BASELINES, masked_l1_floor
 from depthloss import synthetic
+from depthloss._accel import registered as registered_accelerations
 from run import Inputs, Shape, make_inputs, seed_pipeline
 from timing import Timing, environment
 
@@ -210,14 +211,18 @@ def _cast_case(case: LossCase, device: torch.device, precision: Precision) -> Tu
     return leaf, target, kwargs
 
 
-def accel_variants() -> Dict[str, Callable[[], ContextManager[Any]]]:
-    """Timing variants of the eager phase, each a context manager factory.
+def accel_variants(device_type: str) -> Dict[str, Callable[[], ContextManager[Any]]]:
+    """Timing variants of the eager phase on ``device_type``, each a context manager factory.
 
-    TODO(merge): when depthloss's acceleration switch lands (``DEPTHLOSS_ACCEL=0`` and a
-    context manager), add ``"reference": <switch off>`` here: every eager timing row is
-    keyed by its variant (``accel``), so reference-vs-accelerated ratios come for free.
+    ``"default"`` is the library as users get it; ``"reference"`` (every acceleration off:
+    ``depthloss.accelerations(False)``) is added only where some registered acceleration is
+    enabled for the device, so eager rows give reference-vs-accelerated ratios there and no
+    duplicate timings elsewhere (no acceleration is enabled on CUDA today).
     """
-    return {"default": contextlib.nullcontext}
+    variants: Dict[str, Callable[[], ContextManager[Any]]] = {"default": contextlib.nullcontext}
+    if any(device_type in acc.devices for acc in registered_accelerations().values()):
+        variants["reference"] = lambda: depthloss.accelerations(False)
+    return variants
 
 
 def measure(fn: Callable[[], Any], min_run_time: float) -> Timing:
@@ -428,7 +433,7 @@ def full_environment(device: torch.device, commit: Optional[str]) -> Dict[str, A
         losses=depthloss.list_losses(),
         depthloss_accel=os.environ.get("DEPTHLOSS_ACCEL"),
         allow_tf32={"matmul": torch.backends.cuda.matmul.allow_tf32, "cudnn": torch.backends.cudnn.allow_tf32},
-        accel_variants=list(accel_variants()),
+        accel_variants=list(accel_variants(device.type)),
     )
     head = _git("rev-parse", "HEAD")
     env["git_commit"] = head or commit or os.environ.get("DEPTHLOSS_COMMIT") or "unknown"
@@ -829,7 +834,7 @@ def time_loss(name: str, shape: Shape, inputs: Inputs, mode: str, accel: str, ct
     try:
         case = loss_case(name, inputs)
         leaf, target, kwargs = _cast_case(case, ctx.device, PRECISIONS[1])
-        with accel_variants()[accel]():
+        with accel_variants(ctx.device.type)[accel]():
             fn = _make_fn(case.build(ctx.device), mode, ctx)
             row.update(time_callable(fn, leaf, target, kwargs, ctx), status="ok")
         floor = ctx.floors.get((shape.name, mode))
@@ -845,7 +850,7 @@ def phase_timing(mode: str, names: Sequence[str], compile_names: Sequence[str], 
                  inputs_for: Callable[[Shape], Inputs], ctx: TimingContext, report: Report,
                  clock: PhaseClock) -> None:  # fmt: skip
     timing_header(report, f"{'Eager' if mode == 'eager' else 'Compiled (torch.compile fullgraph=True)'} timing")
-    variants = list(accel_variants()) if mode == "eager" else ["default"]
+    variants = list(accel_variants(ctx.device.type)) if mode == "eager" else ["default"]
     for shape in shapes:
         inputs = inputs_for(shape)
         if clock.allows("floor"):

@@ -1273,3 +1273,40 @@ def near_field_ssi_silog(
             total = ssi_weight * ssi_term + silog_weight * silog_term
         values.append(total if math.isfinite(total) else baseline)
     return _reduce_per_image(values, _counts(m), reduction, scope)
+
+
+# ---------------------------------------------------------------------------------------------
+# the authors' forms of the trimmed loss, transcribed (MiDaS gist; Video Depth Anything)
+# ---------------------------------------------------------------------------------------------
+def midas_gist_normalize(target: Tensor, mask: Tensor) -> Tensor:
+    """``normalize_prediction_robust`` of the MiDaS loss gist, as written: the median of
+    ``mask * target`` over *all* pixels (invalid ones read as 0), the MAD over valid pixels, clamped at 1e-6.
+    ``(B, H, W)`` maps."""
+    ssum = torch.sum(mask, (1, 2))
+    valid = ssum > 0
+    m = torch.zeros_like(ssum, dtype=target.dtype)
+    s = torch.ones_like(ssum, dtype=target.dtype)
+    m[valid] = torch.median((mask[valid] * target[valid]).view(int(valid.sum()), -1), dim=1).values
+    target = target - m.view(-1, 1, 1)
+    sq = torch.sum(mask * target.abs(), (1, 2))
+    s[valid] = torch.clamp((sq[valid] / ssum[valid]), min=1e-6)
+    return target / (s.view(-1, 1, 1))
+
+
+def midas_gist_trimmed_mae(prediction: Tensor, target: Tensor, mask: Tensor, trim: float = 0.2) -> Tensor:
+    """``trimmed_mae_loss`` of the gist, as written: ``torch.sort(...)[: k]`` slices the (values,
+    indices) *tuple*, so nothing is trimmed; the sum over the batch is divided by ``2 Σ M``."""
+    M = torch.sum(mask, (1, 2))
+    res = prediction - target
+    res = res[mask.bool()].abs()
+    trimmed, _ = torch.sort(res.view(-1), descending=False)[: int(len(res) * (1.0 - trim))]
+    return trimmed.sum() / (2 * M.sum())
+
+
+def vda_trimmed_mae(prediction: Tensor, target: Tensor, mask: Tensor, trim: float = 0.2) -> Tensor:
+    """The trimmed MAE as intended (and as Video Depth Anything uses it): sort every valid residual of
+    the batch, keep the smallest ``int(n (1 - trim))``, divide by ``2 Σ M`` (all valid pixels)."""
+    M = torch.sum(mask, (1, 2))
+    res = (prediction - target)[mask.bool()].abs()
+    trimmed = torch.sort(res.view(-1), descending=False).values[: int(len(res) * (1.0 - trim))]
+    return trimmed.sum() / (2 * M.sum())

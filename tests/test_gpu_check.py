@@ -311,3 +311,15 @@ def test_parity_inputs_are_not_degenerate(gc: ModuleType) -> None:
         values = ratio[b][inputs.mask[b]]
         assert values.numel() > 10 and float(values.std() / values.mean()) > 0.02
     assert not inputs.mask[-1].any() and float(inputs.inv_target[-1].abs().sum()) == 0.0
+
+
+def test_reference_variant_only_where_an_acceleration_is_enabled(gc: ModuleType) -> None:
+    """Eager rows are timed with accelerations off too, on the devices where one is enabled."""
+    import depthloss
+
+    cpu = gc.accel_variants("cpu")
+    assert set(cpu) == {"default", "reference"}
+    with cpu["reference"]():
+        assert not depthloss.accelerations_enabled()
+    assert depthloss.accelerations_enabled() or os.environ.get("DEPTHLOSS_ACCEL") == "0"
+    assert set(gc.accel_variants("cuda")) == {"default"}  # nothing is enabled on CUDA today

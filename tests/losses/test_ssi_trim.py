@@ -105,3 +105,41 @@ class TestSSITrim:
         assert float(DF.ssi_trim(spoiled, inputs.target, trim=0.2, alpha=0.0)) < float(
             DF.ssi_trim(spoiled, inputs.target, trim=0.0, alpha=0.0)
         )
+
+
+def _authors_case() -> tuple:
+    g = torch.Generator().manual_seed(7)
+    pred = torch.rand(3, 9, 11, generator=g, dtype=torch.float64) + 0.2
+    target = torch.rand(3, 9, 11, generator=g, dtype=torch.float64) + 0.2
+    mask = torch.rand(3, 9, 11, generator=g) < 0.6
+    mask[2] = False  # an image without valid pixels: the authors skip it in the normalization
+    return pred, target, mask
+
+
+@pytest.mark.parametrize("accel", ACCEL)
+def test_options_reproduce_the_midas_gist(accel) -> None:
+    """The MiDaS gist's data term, transcribed (``reference.midas_gist_*``): median over all pixels,
+    batch-pooled, divided by 2 Σ M, and (as published) no trim."""
+    pred, target, mask = _authors_case()
+    want = R.midas_gist_trimmed_mae(R.midas_gist_normalize(pred, mask), R.midas_gist_normalize(target, mask), mask)
+    with accel_mode(accel):
+        got = DF.ssi_mae(
+            pred, target, mask, trim=0.0, data_scale=0.5, trim_denominator="valid",
+            median_over="all-pixels", reduction="pixel-mean",
+        )  # fmt: skip
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, DF.ssi_mae(pred, target, mask, trim=0.0))  # the defaults differ
+
+
+@pytest.mark.parametrize("accel", ACCEL)
+def test_options_reproduce_the_batch_level_trim(accel) -> None:
+    """Video Depth Anything's trimmed MAE (the gist as intended): one cut over the batch's residuals."""
+    pred, target, mask = _authors_case()
+    p_hat, g_hat = R.midas_gist_normalize(pred, mask), R.midas_gist_normalize(target, mask)
+    want = R.vda_trimmed_mae(p_hat, g_hat, mask, trim=0.2)
+    with accel_mode(accel):
+        got = DF.ssi_mae(
+            pred, target, mask, trim=0.2, data_scale=0.5, trim_denominator="valid", trim_scope="batch",
+            trim_rounding="floor", median_over="all-pixels", reduction="pixel-mean",
+        )  # fmt: skip
+    torch.testing.assert_close(got, want)
