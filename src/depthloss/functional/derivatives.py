@@ -147,7 +147,7 @@ def derivative_terms(
     r, valid, n_valid = residual_images(pred, target, mask)
     sums, counts = derivative_error_sums(r, valid, operator, power, num_scales)
     if scope != "image":
-        sums, counts = sums.sum(dim=0, keepdim=True), counts.sum(dim=0, keepdim=True)
+        sums, counts, n_valid = sums.sum(dim=0, keepdim=True), counts.sum(dim=0, keepdim=True), n_valid.sum().reshape(1)
     return sums, counts, n_valid
 
 
