@@ -1355,7 +1355,14 @@ def _dp_pool_batch(per_image: List[List[Tuple[float, int]]]) -> List[Tuple[float
 
 
 def _dp_derivative(
-    pred: Tensor, target: Tensor, mask: Optional[Tensor], operator: str, power: int, num_scales: int, reduction: str, scope: str
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    operator: str,
+    power: int,
+    num_scales: int,
+    reduction: str,
+    scope: str,
 ) -> Tensor:
     stats = [_dp_level_stats(p, g, m, operator, power, num_scales) for p, g, m in _dp_images(pred, target, mask)]
     counts = _counts(_mask_images(mask, pred))
@@ -1365,17 +1372,41 @@ def _dp_derivative(
     return _reduce([_dp_levels_value(st) for st in stats], counts, reduction, scope)
 
 
-def mage(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, num_scales: int = 6, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def mage(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """Depth Pro's MAGE, ``L_{S,1,M}``."""
     return _dp_derivative(pred, target, mask, "scharr", 1, num_scales, reduction, scope)
 
 
-def male(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, num_scales: int = 6, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def male(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """Depth Pro's MALE, ``L_{L,1,M}``."""
     return _dp_derivative(pred, target, mask, "laplace", 1, num_scales, reduction, scope)
 
 
-def msge(pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, num_scales: int = 6, *, reduction: str = "mean", scope: str = "image") -> Tensor:
+def msge(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
     """Depth Pro's MSGE, ``L_{S,2,M}``."""
     return _dp_derivative(pred, target, mask, "scharr", 2, num_scales, reduction, scope)
 
@@ -1401,7 +1432,9 @@ def depth_pro(
     sums of the images over their kept counts, and every derivative level pooled likewise.
     """
     images = list(_dp_images(pred, target, mask))
-    errors = [sorted(abs(a - b) for pr, gr, mr in zip(p, g, m) for a, b, ok in zip(pr, gr, mr) if ok) for p, g, m in images]
+    errors = [
+        sorted(abs(a - b) for pr, gr, mr in zip(p, g, m) for a, b, ok in zip(pr, gr, mr) if ok) for p, g, m in images
+    ]
     terms = [(mage_weight, "scharr", 1), (male_weight, "laplace", 1), (msge_weight, "scharr", 2)]
     stats = [[_dp_level_stats(p, g, m, op, pw, num_scales) for _, op, pw in terms] for p, g, m in images]
     counts = [len(e) for e in errors]
@@ -1431,7 +1464,13 @@ def depth_pro(
 
 
 def grad_l1(
-    pred: Tensor, target: Tensor, mask: Optional[Tensor] = None, angle: str = "atan2", *, reduction: str = "mean", scope: str = "image"
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    angle: str = "atan2",
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
 ) -> Tensor:
     """ZoeDepth's GradL1, one image at a time: at ``(i, j)``, ``i, j >= 1``, where ``(i, j)``,
     ``(i, j-1)`` and ``(i-1, j)`` are valid, ``dx = x[i][j] - x[i][j-1]``, ``dy = x[i][j] - x[i-1][j]``,

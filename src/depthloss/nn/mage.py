@@ -27,6 +27,7 @@ class MAGELoss(DepthLoss):
     formula = "1/M sum_j mean_valid |Scharr_x(r_j)| + |Scharr_y(r_j)|, r = p - g on a 2x masked-mean pyramid"
     when = "Sharp depth boundaries on dense (synthetic) ground truth; Depth Pro's first-derivative term."
     loss_space = "inverse"
+    invariances = ("shift",)
     functional = staticmethod(DF.mage)
 
     def __init__(self, num_scales: int = 6, **kwargs: Any) -> None:

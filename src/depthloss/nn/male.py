@@ -27,6 +27,7 @@ class MALELoss(DepthLoss):
     formula = "1/M sum_j mean_valid |Laplace(r_j)|, r = p - g on a 2x masked-mean pyramid"
     when = "Sharp, non-smeared edges on dense (synthetic) ground truth; Depth Pro's second-derivative term."
     loss_space = "inverse"
+    invariances = ("shift",)
     functional = staticmethod(DF.male)
 
     def __init__(self, num_scales: int = 6, **kwargs: Any) -> None:

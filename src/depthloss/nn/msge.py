@@ -27,6 +27,7 @@ class MSGELoss(DepthLoss):
     formula = "1/M sum_j mean_valid Scharr_x(r_j)^2 + Scharr_y(r_j)^2, r = p - g on a 2x masked-mean pyramid"
     when = "Penalizing large gradient errors (missing edges) on dense (synthetic) ground truth; Depth Pro."
     loss_space = "inverse"
+    invariances = ("shift",)
     functional = staticmethod(DF.msge)
 
     def __init__(self, num_scales: int = 6, **kwargs: Any) -> None:
