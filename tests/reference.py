@@ -1310,3 +1310,247 @@ def vda_trimmed_mae(prediction: Tensor, target: Tensor, mask: Tensor, trim: floa
     res = (prediction - target)[mask.bool()].abs()
     trimmed = torch.sort(res.view(-1), descending=False).values[: int(len(res) * (1.0 - trim))]
     return trimmed.sum() / (2 * M.sum())
+# --------------------------------------------------------------------------------------------
+# Depth Pro (mage, male, msge, depth_pro) and ZoeDepth's gradient L1 (grad_l1)
+# --------------------------------------------------------------------------------------------
+# Depth Pro (Bochkovskii et al. 2024, Sec. 3.2): L_{*,p,M} = 1/M Σ_j 1/N_j Σ_i |∇* C^j_i - ∇* Ĉ^j_i|^p,
+# the scales j made by blurring and downsampling by 2 (here, as the kernels document: the 2x2
+# mean of the valid pixels, both maps over the target's valid pixels), ∇_S the Scharr
+# derivative (taps [-3 0 3; -10 0 10; -3 0 3] / 32, |.|^p summed over x and y), ∇_L the 5-point
+# Laplacian. Each map gets its own pyramid and its own derivatives here (the kernels use the
+# linearity of both to work on the residual).
+
+_SCHARR_X = [[-3.0, 0.0, 3.0], [-10.0, 0.0, 10.0], [-3.0, 0.0, 3.0]]
+
+
+def _dp_pool(x: List[List[float]], m: List[List[bool]]) -> Tuple[List[List[float]], List[List[bool]]]:
+    """The next level: each 2x2 block (partial at the border) -> the mean of its valid pixels."""
+    h, w = len(x), len(x[0])
+    out = [[0.0] * ((w + 1) // 2) for _ in range((h + 1) // 2)]
+    valid = [[False] * ((w + 1) // 2) for _ in range((h + 1) // 2)]
+    for i in range((h + 1) // 2):
+        for j in range((w + 1) // 2):
+            vals = [x[a][b] for a in (2 * i, 2 * i + 1) for b in (2 * j, 2 * j + 1) if a < h and b < w and m[a][b]]
+            if vals:
+                out[i][j], valid[i][j] = math.fsum(vals) / len(vals), True
+    return out, valid
+
+
+def _dp_stencils(x: List[List[float]], m: List[List[bool]], operator: str) -> List[Tuple[int, int, Tuple[float, ...]]]:
+    """``(i, j, derivative components)`` at every position whose whole stencil is valid."""
+    h, w = len(x), len(x[0])
+    out = []
+    for i in range(1, h - 1):
+        for j in range(1, w - 1):
+            if operator == "scharr":
+                if not all(m[i + a][j + b] for a in (-1, 0, 1) for b in (-1, 0, 1)):
+                    continue
+                gx = sum(_SCHARR_X[a + 1][b + 1] * x[i + a][j + b] for a in (-1, 0, 1) for b in (-1, 0, 1)) / 32.0
+                gy = sum(_SCHARR_X[b + 1][a + 1] * x[i + a][j + b] for a in (-1, 0, 1) for b in (-1, 0, 1)) / 32.0
+                out.append((i, j, (gx, gy)))
+            else:
+                if not (m[i][j] and m[i - 1][j] and m[i + 1][j] and m[i][j - 1] and m[i][j + 1]):
+                    continue
+                lap = x[i - 1][j] + x[i + 1][j] + x[i][j - 1] + x[i][j + 1] - 4.0 * x[i][j]
+                out.append((i, j, (lap,)))
+    return out
+
+
+def _dp_level_stats(
+    p: List[List[float]], g: List[List[float]], m: List[List[bool]], operator: str, power: int, num_scales: int
+) -> List[Tuple[float, int]]:
+    """Per level: ``(Σ |∇p - ∇g|^power over valid stencils, their count)``."""
+    stats = []
+    for j in range(num_scales):
+        if j > 0:
+            p, _ = _dp_pool(p, m)
+            g, m = _dp_pool(g, m)
+        dp, dg = _dp_stencils(p, m, operator), _dp_stencils(g, m, operator)
+        total = math.fsum(abs(a - b) ** power for (_, _, cp), (_, _, cg) in zip(dp, dg) for a, b in zip(cp, cg))
+        stats.append((total, len(dp)))
+    return stats
+
+
+def _dp_images(pred: Tensor, target: Tensor, mask: Optional[Tensor]):
+    p, t, m = _images(pred), _images(target), _mask_images(mask, pred)
+    for b in range(p.shape[0]):
+        mb = m[b].tolist()
+        pb = [[v if ok else 0.0 for v, ok in zip(row, mrow)] for row, mrow in zip(p[b].tolist(), mb)]
+        tb = [[v if ok else 0.0 for v, ok in zip(row, mrow)] for row, mrow in zip(t[b].tolist(), mb)]
+        yield pb, tb, mb
+
+
+def _dp_levels_value(stats: List[Tuple[float, int]]) -> float:
+    return math.fsum(s / n if n > 0 else 0.0 for s, n in stats) / len(stats)
+
+
+def _dp_pool_batch(per_image: List[List[Tuple[float, int]]]) -> List[Tuple[float, int]]:
+    levels = len(per_image[0]) if per_image else 0
+    return [(math.fsum(st[j][0] for st in per_image), sum(st[j][1] for st in per_image)) for j in range(levels)]
+
+
+def _dp_derivative(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    operator: str,
+    power: int,
+    num_scales: int,
+    reduction: str,
+    scope: str,
+) -> Tensor:
+    stats = [_dp_level_stats(p, g, m, operator, power, num_scales) for p, g, m in _dp_images(pred, target, mask)]
+    counts = _counts(_mask_images(mask, pred))
+    if scope == "batch" or reduction == "pixel-mean":
+        value = _dp_levels_value(_dp_pool_batch(stats)) if stats else 0.0
+        return torch.tensor(value, dtype=torch.float64)
+    return _reduce([_dp_levels_value(st) for st in stats], counts, reduction, scope)
+
+
+def mage(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Depth Pro's MAGE, ``L_{S,1,M}``."""
+    return _dp_derivative(pred, target, mask, "scharr", 1, num_scales, reduction, scope)
+
+
+def male(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Depth Pro's MALE, ``L_{L,1,M}``."""
+    return _dp_derivative(pred, target, mask, "laplace", 1, num_scales, reduction, scope)
+
+
+def msge(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Depth Pro's MSGE, ``L_{S,2,M}``."""
+    return _dp_derivative(pred, target, mask, "scharr", 2, num_scales, reduction, scope)
+
+
+def depth_pro(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    mae_weight: float = 1.0,
+    mage_weight: float = 1.0,
+    male_weight: float = 1.0,
+    msge_weight: float = 1.0,
+    trim: float = 0.2,
+    num_scales: int = 6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``w_MAE · trimmed MAE + w_MAGE · MAGE + w_MALE · MALE + w_MSGE · MSGE``.
+
+    The trimmed MAE of a group (an image, or the pooled batch): sort its ``n`` absolute errors,
+    keep the ``k = n - floor(trim · n)`` smallest, and average them. ``"pixel-mean"``: the kept
+    sums of the images over their kept counts, and every derivative level pooled likewise.
+    """
+    images = list(_dp_images(pred, target, mask))
+    errors = [
+        sorted(abs(a - b) for pr, gr, mr in zip(p, g, m) for a, b, ok in zip(pr, gr, mr) if ok) for p, g, m in images
+    ]
+    terms = [(mage_weight, "scharr", 1), (male_weight, "laplace", 1), (msge_weight, "scharr", 2)]
+    stats = [[_dp_level_stats(p, g, m, op, pw, num_scales) for _, op, pw in terms] for p, g, m in images]
+    counts = [len(e) for e in errors]
+
+    def kept(e: List[float]) -> Tuple[float, int]:
+        k = _kept_count(len(e), trim)
+        return math.fsum(e[:k]), k
+
+    if scope == "batch" or reduction == "pixel-mean":
+        if scope == "batch":
+            s, k = kept(sorted(x for e in errors for x in e))
+        else:
+            pairs = [kept(e) for e in errors]
+            s, k = math.fsum(a for a, _ in pairs), sum(n for _, n in pairs)
+        value = mae_weight * (s / k if k > 0 else 0.0)
+        for t, (w, _, _) in enumerate(terms):
+            if stats:
+                value += w * _dp_levels_value(_dp_pool_batch([st[t] for st in stats]))
+        return torch.tensor(value, dtype=torch.float64)
+    values = []
+    for e, st in zip(errors, stats):
+        s, k = kept(e)
+        v = mae_weight * (s / k if k > 0 else 0.0)
+        v += math.fsum(w * _dp_levels_value(st[t]) for t, (w, _, _) in enumerate(terms))
+        values.append(v)
+    return _reduce(values, counts, reduction, scope)
+
+
+def grad_l1(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    angle: str = "atan2",
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """ZoeDepth's GradL1, one image at a time: at ``(i, j)``, ``i, j >= 1``, where ``(i, j)``,
+    ``(i, j-1)`` and ``(i-1, j)`` are valid, ``dx = x[i][j] - x[i][j-1]``, ``dy = x[i][j] - x[i-1][j]``,
+    ``mag = dx² + dy²``, ``θ = atan2(dy, dx)`` (``math.atan2(0, 0) = 0``) or ``atan(dy / (dx + 1e-10))``;
+    the loss is ``mean |Δmag| + mean |Δθ|`` over those positions (the batch's under
+    ``scope="batch"`` or ``reduction="pixel-mean"``)."""
+    p, t, m = _images(pred), _images(target), _mask_images(mask, pred)
+
+    def field(x: List[List[float]], i: int, j: int) -> Tuple[float, float]:
+        dx, dy = x[i][j] - x[i][j - 1], x[i][j] - x[i - 1][j]
+        theta = math.atan2(dy, dx) if angle == "atan2" else math.atan(dy / (dx + 1e-10))
+        return dx * dx + dy * dy, theta
+
+    per_image = []
+    for b in range(p.shape[0]):
+        pb, tb, mb = p[b].tolist(), t[b].tolist(), m[b].tolist()
+        mags, angs = [], []
+        for i in range(1, len(pb)):
+            for j in range(1, len(pb[0])):
+                if mb[i][j] and mb[i][j - 1] and mb[i - 1][j]:
+                    (mp, ap), (mg, ag) = field(pb, i, j), field(tb, i, j)
+                    mags.append(abs(mp - mg))
+                    angs.append(abs(ap - ag))
+        per_image.append((mags, angs))
+    if scope == "batch" or reduction == "pixel-mean":
+        mags = [x for ms, _ in per_image for x in ms]
+        angs = [x for _, an in per_image for x in an]
+        value = math.fsum(mags) / len(mags) + math.fsum(angs) / len(angs) if mags else 0.0
+        return torch.tensor(value, dtype=torch.float64)
+    values = [math.fsum(ms) / len(ms) + math.fsum(an) / len(an) if ms else 0.0 for ms, an in per_image]
+    return _reduce(values, _counts(m), reduction, scope)
+
+
+def zoedepth_grad_l1(input: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """ZoeDepth's ``GradL1Loss.forward`` as published (``grad``, ``grad_mask``, ``[mask_g]``, ``l1_loss``), float64."""
+
+    def grad(x: Tensor) -> Tuple[Tensor, Tensor]:
+        diff_x = x[..., 1:, 1:] - x[..., 1:, :-1]
+        diff_y = x[..., 1:, 1:] - x[..., :-1, 1:]
+        mag = diff_x**2 + diff_y**2
+        angle = torch.atan(diff_y / (diff_x + 1e-10))
+        return mag, angle
+
+    input, target = input.double(), target.double()
+    grad_gt, grad_pred = grad(target), grad(input)
+    mask_g = mask[..., 1:, 1:] & mask[..., 1:, :-1] & mask[..., :-1, 1:]
+    loss = F.l1_loss(grad_pred[0][mask_g], grad_gt[0][mask_g])
+    return loss + F.l1_loss(grad_pred[1][mask_g], grad_gt[1][mask_g])

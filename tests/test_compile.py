@@ -213,6 +213,8 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         *(DF.near_field_weights(t, th, 5.0, 0.3, mode) for mode in ("smooth", "linear", "step")),
         DF.scale_weights(pr, 4), *(DF.schedule(pr, kind, 1.0, 0.2) for kind in ("linear", "cosine", "step", "constant")),
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
+        DF.mage(p, t, m, 2), DF.male(p, t, m, 2, reduction="pixel-mean"), DF.msge(p, t, m, 2, scope="batch"),
+        DF.depth_pro(p, t, m, num_scales=2), DF.grad_l1(p, t, m), DF.grad_l1(p, t, m, "atan", reduction="pixel-mean"),
     ]  # fmt: skip
     return out
 

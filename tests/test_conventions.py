@@ -64,7 +64,9 @@ def test_finite_value_and_gradient_zero_at_invalid_pixels(name: str, space: str,
     loss = inputs.call(per_name(name, space), pred)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
-    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    # derivative-only losses (no data term): on sparse targets no stencil may be valid (loss 0)
+    stencil_only = name in ("grad-l1", "mage", "male", "msge") and density < 1.0
+    assert torch.isfinite(pred.grad).all() and (pred.grad.abs().sum() > 0 or stencil_only)
     assert torch.equal(pred.grad[~inputs.valid], torch.zeros_like(pred.grad[~inputs.valid])), (
         "invalid pixels: exactly 0"
     )
@@ -310,7 +312,8 @@ def test_reductions(name: str) -> None:
     )
     torch.testing.assert_close(alone, per_image[2:], rtol=1e-5, atol=1e-6)
     counts = (target > 0).flatten(1).sum(1).float()
-    if name not in ("midas", "ssi-trim"):  # they pool each term and level (tested in their files)
+    # they pool each term and level, or each stencil (grad-l1), over the batch (tested in their files)
+    if name not in ("midas", "ssi-trim", "depth-pro", "mage", "male", "msge", "grad-l1"):
         torch.testing.assert_close(pixel, (per_image * counts).sum() / counts.sum(), rtol=1e-5, atol=1e-6)
     pooled = run(scope="batch")
     assert pooled.shape == () and torch.isfinite(pooled)

@@ -60,6 +60,11 @@ EXPECTED_CLASSES = {
     "midas": MiDaSLoss,
     "scale-adaptive": ScaleAdaptiveLoss,
     "near-field-ssi-silog": NearFieldSSISilog,
+    "depth-pro": depthloss.DepthProLoss,
+    "mage": depthloss.MAGELoss,
+    "male": depthloss.MALELoss,
+    "msge": depthloss.MSGELoss,
+    "grad-l1": depthloss.GradL1Loss,
 }
 
 

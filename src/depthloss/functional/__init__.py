@@ -31,8 +31,10 @@ Conventions shared by every kernel (see the README):
 from depthloss.functional.abs_rel import abs_rel
 from depthloss.functional.berhu import berhu
 from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_weights
+from depthloss.functional.depth_pro import depth_pro
 from depthloss.functional.enhanced_ssi import enhanced_ssi
 from depthloss.functional.grad_clip import clamp_grad
+from depthloss.functional.grad_l1 import grad_l1
 from depthloss.functional.image import (
     Gradients,
     SparseDepth,
@@ -43,8 +45,11 @@ from depthloss.functional.image import (
     sobel_mask,
 )
 from depthloss.functional.l1 import l1
+from depthloss.functional.mage import mage
+from depthloss.functional.male import male
 from depthloss.functional.midas import midas
 from depthloss.functional.mse import mse
+from depthloss.functional.msge import msge
 from depthloss.functional.near_field_ssi_silog import NearFieldConfig, near_field_ssi_silog
 from depthloss.functional.progressive_ssi import progressive_ssi
 from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
@@ -75,20 +80,25 @@ __all__ = [
     "abs_rel",
     "berhu",
     "clamp_grad",
+    "depth_pro",
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
     "enhanced_ssi",
+    "grad_l1",
     "gradient_matching",
     "inv_to_depth",
     "l1",
     "lsq_scale_shift",
     "mad_normalize",
+    "mage",
+    "male",
     "masked_mean",
     "masked_median",
     "masked_var",
     "midas",
     "mse",
+    "msge",
     "near_field_ssi_silog",
     "near_field_weights",
     "progressive_ssi",

@@ -6,10 +6,15 @@ Importing this package registers every loss with :mod:`depthloss.registry`.
 from depthloss.nn.abs_rel import AbsRelLoss
 from depthloss.nn.base import DepthLoss, valid_mask
 from depthloss.nn.berhu import BerHuLoss
+from depthloss.nn.depth_pro import DepthProLoss
 from depthloss.nn.enhanced_ssi import EnhancedSSILoss
+from depthloss.nn.grad_l1 import GradL1Loss
 from depthloss.nn.l1 import L1Loss
+from depthloss.nn.mage import MAGELoss
+from depthloss.nn.male import MALELoss
 from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
+from depthloss.nn.msge import MSGELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
 from depthloss.nn.progressive_ssi import ProgressiveSSILoss
 from depthloss.nn.scale_adaptive import ScaleAdaptiveLoss
@@ -23,9 +28,14 @@ __all__ = [
     "AbsRelLoss",
     "BerHuLoss",
     "DepthLoss",
+    "DepthProLoss",
     "EnhancedSSILoss",
+    "GradL1Loss",
     "L1Loss",
+    "MAGELoss",
+    "MALELoss",
     "MSELoss",
+    "MSGELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
     "ProgressiveSSILoss",
