@@ -213,6 +213,8 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         *(DF.near_field_weights(t, th, 5.0, 0.3, mode) for mode in ("smooth", "linear", "step")),
         DF.scale_weights(pr, 4), *(DF.schedule(pr, kind, 1.0, 0.2) for kind in ("linear", "cosine", "step", "constant")),
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
+        DF.hdn(p, t, m), DF.hdn(p, t, m, grouping="depth", bins="range", reduction="pixel-mean"),
+        DF.hdn_random(p, t, m, samples=(w.flatten(1)[:, :18].reshape(2, 3, 6) - 0.1).clamp(0.0, 0.999)),
     ]  # fmt: skip
     return out
 

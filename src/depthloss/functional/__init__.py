@@ -33,6 +33,8 @@ from depthloss.functional.berhu import berhu
 from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_weights
 from depthloss.functional.enhanced_ssi import enhanced_ssi
 from depthloss.functional.grad_clip import clamp_grad
+from depthloss.functional.hdn import hdn
+from depthloss.functional.hdn_random import hdn_random
 from depthloss.functional.image import (
     Gradients,
     SparseDepth,
@@ -80,6 +82,8 @@ __all__ = [
     "downsample_sparse",
     "enhanced_ssi",
     "gradient_matching",
+    "hdn",
+    "hdn_random",
     "inv_to_depth",
     "l1",
     "lsq_scale_shift",

@@ -7,6 +7,8 @@ from depthloss.nn.abs_rel import AbsRelLoss
 from depthloss.nn.base import DepthLoss, valid_mask
 from depthloss.nn.berhu import BerHuLoss
 from depthloss.nn.enhanced_ssi import EnhancedSSILoss
+from depthloss.nn.hdn import HDNLoss
+from depthloss.nn.hdn_random import HDNRandomLoss
 from depthloss.nn.l1 import L1Loss
 from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
@@ -24,6 +26,8 @@ __all__ = [
     "BerHuLoss",
     "DepthLoss",
     "EnhancedSSILoss",
+    "HDNLoss",
+    "HDNRandomLoss",
     "L1Loss",
     "MSELoss",
     "MiDaSLoss",

@@ -1,0 +1,222 @@
+r"""Groups of pixels and scale-and-shift-invariant residuals normalized within each group.
+
+The hierarchical depth normalization losses (:func:`~depthloss.functional.hdn`,
+:func:`~depthloss.functional.hdn_random`) normalize prediction and target by the median and
+the mean absolute deviation of *groups* ("contexts") of pixels: depth ranges of the target
+and spatial windows. A group is a bool membership tensor: ``(G, M, N)`` for ``G`` rows of
+``N`` pixels (:func:`~depthloss.functional._plumbing.rows`: one row per image, or one row for
+the pooled batch) and ``M`` groups per row. Members are always valid pixels. Everything is
+dense: fixed shapes, no indexing by masks, no host synchronization.
+
+Rows of a pooled batch (``scope="batch"``) hold ``B`` images one after the other: pixel ``n``
+of a row sits at ``n mod (H W)`` of its image, so a window of the pooled row is the same
+window in every image.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple
+
+import torch
+from torch import Tensor
+
+from depthloss.functional._plumbing import safe_div
+from depthloss.functional.statistics import mad_rows
+
+__all__ = [
+    "GroupSums",
+    "combine_families",
+    "depth_bin_members",
+    "depth_ranks",
+    "family_terms",
+    "grid_members",
+    "group_ssi_sums",
+    "pixel_coordinates",
+    "random_range_members",
+    "random_window_members",
+    "whole_members",
+]
+
+#: Metric3D's ``HDNRandomLoss``: a range starts in the first 75 % of the span and covers at least 10 % of it
+RANGE_START_MAX = 0.75
+RANGE_MIN_WIDTH = 0.1
+
+
+class GroupSums(NamedTuple):
+    """Per row and group: ``Σ |p̂ - ĝ|`` over the group's pixels and the group's size, each ``(G, M)``."""
+
+    residual_sum: Tensor
+    size: Tensor
+
+
+def whole_members(valid: Tensor) -> Tensor:
+    """The whole image (all valid pixels of the row) as one group: ``(G, 1, N)``."""
+    return valid.unsqueeze(1)
+
+
+def pixel_coordinates(n: int, height: int, width: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    """Row and column (``(N,)`` int64) of the ``n`` flattened positions of a row of stacked ``H x W`` images."""
+    p = torch.arange(n, device=device) % (height * width)
+    return torch.div(p, width, rounding_mode="floor"), p % width
+
+
+def grid_members(valid: Tensor, height: int, width: int, levels: int) -> Tensor:
+    """Level ``k < levels`` splits the image into ``2^k x 2^k`` windows: ``(G, Σ 4^k, N)`` groups.
+
+    Window ``i`` of ``c = 2^k`` along an axis of length ``L`` covers ``[floor(i L / c),
+    floor((i + 1) L / c))`` (Metric3D's ``HDSNLoss`` slices), so a pixel lies in exactly one
+    window per level; windows of a side shorter than ``c`` may be empty.
+    """
+    r, c = pixel_coordinates(valid.shape[-1], height, width, valid.device)
+    out = []
+    for k in range(levels):
+        cells = 2**k
+        # the window index along an axis: ceil((x + 1) c / L) - 1
+        ri = torch.div((r + 1) * cells + height - 1, height, rounding_mode="floor") - 1
+        ci = torch.div((c + 1) * cells + width - 1, width, rounding_mode="floor") - 1
+        cell = ri * cells + ci
+        ids = torch.arange(cells * cells, device=valid.device)
+        out.append(valid.unsqueeze(1) & (cell.unsqueeze(0) == ids.unsqueeze(1)).unsqueeze(0))
+    return torch.cat(out, dim=1)
+
+
+def depth_ranks(target: Tensor, valid: Tensor) -> Tensor:
+    """0-based rank of each valid entry among its row's valid values (ties by position); ``(G, N)`` int64.
+
+    Invalid entries get ranks after every valid one (they are never read).
+    """
+    order = torch.sort(torch.where(valid, target.detach(), torch.inf), dim=-1, stable=True).indices
+    return torch.argsort(order, dim=-1)
+
+
+def _span(target: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-row smallest valid value and the valid span ``max - min`` (0 for empty rows), ``(G, 1)``, detached."""
+    t = target.detach()
+    lo = torch.where(valid, t, torch.inf).amin(dim=-1, keepdim=True)
+    hi = torch.where(valid, t, -torch.inf).amax(dim=-1, keepdim=True)
+    ok = valid.any(dim=-1, keepdim=True)
+    lo = torch.where(ok, lo, torch.zeros_like(lo))
+    return lo, torch.where(ok, hi - lo, torch.zeros_like(lo))
+
+
+def depth_bin_members(target: Tensor, valid: Tensor, count: Tensor, levels: int, bins: str) -> Tensor:
+    """Level ``k < levels`` splits the row's valid target depths into ``2^k`` bins: ``(G, 2^levels - 1, N)``.
+
+    ``bins="quantile"``: bins of equal size, by rank (bin ``floor(rank 2^k / n)``; ties split by
+    position). ``bins="range"`` (Metric3D's ``HDNLoss``): equal-width ranges of ``[min, max]``,
+    bin ``j`` holding ``min + j R / 2^k <= d < min + (j + 1) R / 2^k``, the last one closed (the
+    largest depth belongs to it).
+    """
+    out = []
+    if bins == "quantile":
+        rank = depth_ranks(target, valid)
+        n = count.clamp(min=1).unsqueeze(-1)
+        for k in range(levels):
+            cells = 2**k
+            bin_index = torch.div(rank * cells, n, rounding_mode="floor")
+            ids = torch.arange(cells, device=valid.device).view(1, cells, 1)
+            out.append(valid.unsqueeze(1) & (bin_index.unsqueeze(1) == ids))
+        return torch.cat(out, dim=1)
+    lo, span = _span(target, valid)
+    t = target.detach()
+    for k in range(levels):
+        cells = 2**k
+        bin_index = torch.zeros_like(valid, dtype=torch.int64)
+        for j in range(1, cells):  # the thresholds a depth reaches
+            bin_index = bin_index + (t >= lo + span * (j / cells)).to(torch.int64)
+        ids = torch.arange(cells, device=valid.device).view(1, cells, 1)
+        out.append(valid.unsqueeze(1) & (bin_index.unsqueeze(1) == ids))
+    return torch.cat(out, dim=1)
+
+
+def random_range_members(target: Tensor, valid: Tensor, count: Tensor, u: Tensor, bins: str) -> Tensor:
+    """Random depth ranges from uniforms ``u`` of shape ``(G, S, 2)``: ``(G, S, N)`` groups.
+
+    A range covers the fractions ``[a, b)`` of the row's valid span, ``a = 0.75 u_0`` and
+    ``b = a + 0.1 + (0.9 - a) u_1`` (Metric3D's ``HDNRandomLoss``, as intended: see
+    :func:`~depthloss.functional.hdn_random`). ``bins="range"``: ``min + a R <= d < min + b R``;
+    ``bins="quantile"``: ranks in ``[a n, b n)``.
+    """
+    a = RANGE_START_MAX * u[..., 0:1]  # (G, S, 1)
+    b = a + RANGE_MIN_WIDTH + (1.0 - RANGE_MIN_WIDTH - a) * u[..., 1:2]
+    if bins == "quantile":
+        rank = depth_ranks(target, valid).unsqueeze(1).to(u.dtype)  # (G, 1, N)
+        n = count.to(u.dtype).view(-1, 1, 1)
+        inside = (rank >= a * n) & (rank < b * n)
+    else:
+        lo, span = _span(target, valid)
+        t = target.detach().unsqueeze(1)
+        lo, span = lo.unsqueeze(1), span.unsqueeze(1)
+        inside = (t >= lo + span * a) & (t < lo + span * b)
+    return valid.unsqueeze(1) & inside
+
+
+def _window_side(u_size: Tensor, u_start: Tensor, length: int, size: Tuple[float, float]) -> Tuple[Tensor, Tensor]:
+    """Start and end of a random window side (Metric3D's ``HDSNRandomLoss`` draws), float64 arithmetic."""
+    smallest = max(1, int(size[0] * length))
+    largest = max(smallest + 1, int(size[1] * length))  # sizes in [smallest, largest)
+    starts = max(length - smallest, 1)  # starts in [0, length - smallest)
+    extent = smallest + torch.floor(u_size.double() * (largest - smallest)).clamp(max=largest - smallest - 1)
+    start = torch.floor(u_start.double() * starts).clamp(max=starts - 1)
+    return start.long(), torch.clamp(start + extent, max=length).long()
+
+
+def random_window_members(
+    valid: Tensor, height: int, width: int, u: Tensor, size: Tuple[float, float] = (0.125, 0.5)
+) -> Tensor:
+    """Random windows from uniforms ``u`` of shape ``(G, S, 4)``: ``(G, S, N)`` groups.
+
+    Window height ``h = floor(size_0 H) + floor(u_0 (floor(size_1 H) - floor(size_0 H)))``, top
+    ``y = floor(u_2 (H - floor(size_0 H)))``, rows ``[y, min(y + h, H))``; the same for the
+    width with ``u_1``, ``u_3`` (Metric3D's ``HDSNRandomLoss``: crop sizes in
+    ``[H/8, H/2)``, starts in ``[0, H - H/8)``; sizes and starts at least one pixel).
+    """
+    r, c = pixel_coordinates(valid.shape[-1], height, width, valid.device)
+    y0, y1 = _window_side(u[..., 0:1], u[..., 2:3], height, size)
+    x0, x1 = _window_side(u[..., 1:2], u[..., 3:4], width, size)
+    inside = (r >= y0) & (r < y1) & (c >= x0) & (c < x1)  # (G, S, N)
+    return valid.unsqueeze(1) & inside
+
+
+def group_ssi_sums(pred: Tensor, target: Tensor, members: Tensor, eps: float) -> GroupSums:
+    r"""Median/MAD-normalize ``pred`` and ``target`` within every group, sum ``|p̂ - ĝ|`` per group.
+
+    .. math:: \hat x_u = \frac{x_u - \operatorname{med}_c(x)}{\max(\tfrac{1}{|c|}\sum_{v \in c}|x_v - \operatorname{med}_c(x)|,\ \epsilon)},
+              \qquad S_c = \sum_{u \in c} |\hat p_u - \hat g_u|
+
+    with the (lower) median and the MAD over the group's pixels only. ``pred`` and
+    ``target`` are ``(G, N)`` rows, finite at valid pixels; ``members`` is ``(G, M, N)``.
+    """
+    g, m, n = members.shape
+    flat = members.reshape(g * m, n)
+    count = flat.sum(dim=-1)
+    p = pred.unsqueeze(1).expand(g, m, n).reshape(g * m, n)
+    t = target.unsqueeze(1).expand(g, m, n).reshape(g * m, n)
+    p_hat = mad_rows(p, flat, count, eps).x_hat  # 0 outside the group
+    t_hat = mad_rows(t, flat, count, eps).x_hat
+    residual = torch.where(flat, (p_hat - t_hat).abs(), 0.0)
+    return GroupSums(residual.sum(dim=-1).reshape(g, m), count.reshape(g, m))
+
+
+def family_terms(sums: GroupSums, min_pixels: int) -> Tuple[Tensor, Tensor]:
+    """Per row: the residual sum and the size sum over the groups with at least ``min_pixels`` pixels."""
+    kept = sums.size >= max(min_pixels, 1)
+    num = torch.where(kept, sums.residual_sum, 0.0).sum(dim=-1)
+    den = torch.where(kept, sums.size, 0).sum(dim=-1).to(num.dtype)
+    return num, den
+
+
+def combine_families(terms: Tuple[Tuple[Tensor, Tensor], ...], pooled: bool) -> Tuple[Tensor, Tensor]:
+    """Mean over families of ``Σ S / Σ |c|`` (families without a kept group left out); and the total size.
+
+    ``pooled``: the sums of every row are added first (the batch pooled, Metric3D's form).
+    """
+    values, has, total = [], [], []
+    for num, den in terms:
+        if pooled:
+            num, den = num.sum(), den.sum()
+        values.append(safe_div(num, den))
+        has.append((den > 0).to(num.dtype))
+        total.append(den)
+    value = safe_div(torch.stack(values).sum(dim=0), torch.stack(has).sum(dim=0))
+    return value, torch.stack(total).sum(dim=0)
