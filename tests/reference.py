@@ -1288,18 +1288,27 @@ def _hdn_images(scope: str, batch: int) -> List[List[int]]:
     return [list(range(batch))] if scope == "batch" else [[b] for b in range(batch)]
 
 
-def _hdn_context_sum(p: Tensor, g: Tensor, ctx: Tensor, eps: float) -> Tuple[float, int]:
-    """Metric3D's ``ssi_mae`` on one context: ``(Σ |p̂ - ĝ|, |c|)``, median and MAD over the context only."""
+def _hdn_mad(v: Tensor) -> float:
+    """Mean absolute deviation from the lower median of a 1-D vector (0 if empty)."""
+    if v.numel() == 0:
+        return 0.0
+    med = _lower_median(v)
+    return float((v - med).abs().sum()) / v.numel()
+
+
+def _hdn_context_sum(p: Tensor, g: Tensor, ctx: Tensor, eps: float, valid: Tensor) -> Tuple[float, int]:
+    """Metric3D's ``ssi_mae`` on one context: ``(Σ |p̂ - ĝ|, |c|)``, median and MAD over the context only,
+    the MAD floored at ``eps`` times the MAD of all ``valid`` pixels (a flat context normalizes to 0)."""
     pv, gv = p[ctx], g[ctx]
     if pv.numel() == 0:
         return 0.0, 0
 
-    def normalized(v: Tensor) -> Tensor:
+    def normalized(v: Tensor, whole: Tensor) -> Tensor:
         med = _lower_median(v)
-        s = float((v - med).abs().sum()) / v.numel()
-        return (v - med) / max(s, eps)
+        s = max(_hdn_mad(v), eps * _hdn_mad(whole))
+        return (v - med) / s if s > 0 else v - med
 
-    return float((normalized(pv) - normalized(gv)).abs().sum()), int(pv.numel())
+    return float((normalized(pv, p[valid]) - normalized(gv, g[valid])).abs().sum()), int(pv.numel())
 
 
 def _hdn_ranks(g: Tensor, m: Tensor) -> Tensor:
@@ -1426,7 +1435,7 @@ def _hdn_families(
         for contexts in families(gi, mi, images):
             total_s, total_n = 0.0, 0.0
             for ctx in contexts:
-                s, n = _hdn_context_sum(pi, gi, ctx, eps)
+                s, n = _hdn_context_sum(pi, gi, ctx, eps, mi)
                 if n >= max(min_pixels, 1):
                     total_s, total_n = total_s + s, total_n + n
             sums.append((total_s, total_n))

@@ -29,7 +29,17 @@ import torch
 from torch import Tensor
 
 import depthloss
-from helpers import NAMES, SPACES, assert_equal, build, junk_like, loss_inputs, small_kwargs, to_input_space
+from helpers import (
+    NAMES,
+    SPACES,
+    assert_equal,
+    build,
+    extra_input,
+    junk_like,
+    loss_inputs,
+    small_kwargs,
+    to_input_space,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -144,7 +154,9 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
     garbage = torch.where(invalid, torch.full_like(inputs.target, 123.0), inputs.target)
     module = per_name(name, space)
     clean_extra = extra_inputs(inputs)
-    dirty_extra = {k: torch.where(invalid, float("nan"), v) for k, v in clean_extra.items()}
+    dirty_extra = {  # per-pixel extras get junk at invalid pixels (others, e.g. hdn-random's samples, stay)
+        k: torch.where(invalid, float("nan"), v) if v.shape == invalid.shape else v for k, v in clean_extra.items()
+    }
     results = []
     for pred_junk, target, mask, extra in (
         (False, inputs.target, None, clean_extra),
@@ -170,7 +182,10 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch(name: str, layout: tuple) -> None:
     """Issue 12 item 4: B = 0 failed in every loss (cannot reshape tensor of 0 elements)."""
-    extra = {k: torch.rand(layout) for k in depthloss.loss_info(name).inputs}
+    extra = {
+        k: extra_input(k, torch.rand(layout), torch.Generator().manual_seed(0)).float()
+        for k in depthloss.loss_info(name).inputs
+    }
     for space in SPACES:
         pred = torch.rand(layout, requires_grad=True)
         loss = per_name(name, space)(pred, torch.rand(layout), progress=0.3, **extra)

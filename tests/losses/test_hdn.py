@@ -110,7 +110,7 @@ class TestHDN:
                     a = lo + (hi - lo) * j / 2**k
                     z = lo + (hi - lo) * (j + 1) / 2**k
                     ctx = valid[b] & (target_d[b] >= a) & ((target_d[b] < z) | (j == 2**k - 1))
-                    s, n = R._hdn_context_sum(pred_d[b], target_d[b], ctx, 1e-6)
+                    s, n = R._hdn_context_sum(pred_d[b], target_d[b], ctx, 1e-6, valid[b])
                     total, count = total + s, count + n
         got = DF.hdn(pred_d, target_d, valid, "depth", bins="range", reduction="pixel-mean")
         assert float(got) == pytest.approx(total / count, rel=1e-10)

@@ -179,7 +179,7 @@ class TestHDNRandom:
         for b in range(3):
             contexts = R._hdn_random_contexts(target_d[b], valid[b], s[b], "spatial", "range", (0.125, 0.5))
             for ctx in contexts + [valid[b]]:
-                part, n = R._hdn_context_sum(pred_d[b], target_d[b], ctx, 1e-6)
+                part, n = R._hdn_context_sum(pred_d[b], target_d[b], ctx, 1e-6, valid[b])
                 total, count = total + part, count + n
         assert float(got) == pytest.approx(total / count, rel=1e-10)
 

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from depthloss.functional._plumbing import safe_div
-from depthloss.functional.statistics import mad_rows
+from depthloss.functional.statistics import lower_median
 
 __all__ = [
     "GroupSums",
@@ -178,23 +178,44 @@ def random_window_members(
     return valid.unsqueeze(1) & inside
 
 
-def group_ssi_sums(pred: Tensor, target: Tensor, members: Tensor, eps: float) -> GroupSums:
+def _mad(x: Tensor, valid: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
+    """Per-row lower median and mean absolute deviation of the valid entries (0 for empty rows)."""
+    shift = lower_median(x, valid, count)
+    centred = torch.where(valid, x - shift.unsqueeze(-1), 0.0)
+    return centred, safe_div(centred.abs().sum(dim=-1), count.to(x.dtype))
+
+
+def _normalized(x: Tensor, flat: Tensor, count: Tensor, floor: Tensor) -> Tensor:
+    """``(x - med_c) / max(MAD_c, floor)`` within each row; a flat context (``MAD_c = 0``) gives 0."""
+    centred, mad = _mad(x, flat, count)
+    scale = torch.maximum(mad, floor)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # then every centred value is 0
+    return centred / scale.unsqueeze(-1)
+
+
+def group_ssi_sums(
+    pred: Tensor, target: Tensor, valid: Tensor, n_valid: Tensor, members: Tensor, eps: float
+) -> GroupSums:
     r"""Median/MAD-normalize ``pred`` and ``target`` within every group, sum ``|p̂ - ĝ|`` per group.
 
-    .. math:: \hat x_u = \frac{x_u - \operatorname{med}_c(x)}{\max(\tfrac{1}{|c|}\sum_{v \in c}|x_v - \operatorname{med}_c(x)|,\ \epsilon)},
+    .. math:: \hat x_u = \frac{x_u - \operatorname{med}_c(x)}{\max(\operatorname{MAD}_c(x),\ \epsilon \operatorname{MAD}(x))},
               \qquad S_c = \sum_{u \in c} |\hat p_u - \hat g_u|
 
-    with the (lower) median and the MAD over the group's pixels only. ``pred`` and
-    ``target`` are ``(G, N)`` rows, finite at valid pixels; ``members`` is ``(G, M, N)``.
+    with :math:`\operatorname{MAD}_c(x) = \tfrac{1}{|c|}\sum_{v \in c}|x_v - \operatorname{med}_c(x)|`
+    and the (lower) median over the group's pixels only. The floor is relative to the MAD of
+    the whole row's valid pixels, so the normalized maps are exactly invariant to
+    ``x -> a x + b`` (``a > 0``) while a near-flat context stays bounded; a flat context gives 0.
+    ``pred`` and ``target`` are ``(G, N)`` rows, finite at ``valid`` pixels; ``members`` is ``(G, M, N)``.
     """
     g, m, n = members.shape
     flat = members.reshape(g * m, n)
     count = flat.sum(dim=-1)
-    p = pred.unsqueeze(1).expand(g, m, n).reshape(g * m, n)
-    t = target.unsqueeze(1).expand(g, m, n).reshape(g * m, n)
-    p_hat = mad_rows(p, flat, count, eps).x_hat  # 0 outside the group
-    t_hat = mad_rows(t, flat, count, eps).x_hat
-    residual = torch.where(flat, (p_hat - t_hat).abs(), 0.0)
+    normalized = []
+    for x in (pred, target):
+        floor = eps * _mad(x, valid, n_valid)[1]  # (G,)
+        rows = x.unsqueeze(1).expand(g, m, n).reshape(g * m, n)
+        normalized.append(_normalized(rows, flat, count, floor.unsqueeze(1).expand(g, m).reshape(g * m)))
+    residual = torch.where(flat, (normalized[0] - normalized[1]).abs(), 0.0)
     return GroupSums(residual.sum(dim=-1).reshape(g, m), count.reshape(g, m))
 
 

@@ -80,14 +80,15 @@ def hdn(
     Every valid pixel lies in one context per level, so :math:`\mathcal L_F` is also the
     per-pixel mean over its contexts (the paper's form). ``grouping="both"`` averages the
     depth and spatial losses (Metric3D v2 weights its two HDN losses 0.5 each). Level 0 is
-    the whole image: ``levels=1`` is the image-level SSI MAE. Invariant to
-    ``pred -> a*pred + b`` for ``a > 0`` (contexts come from the target), as long as each
-    context's MAD stays above ``eps``.
+    the whole image: ``levels=1`` is the image-level SSI MAE. A context's MAD is floored at
+    ``eps`` times the image's MAD (a flat context normalizes to 0), so the loss is exactly
+    invariant to ``pred -> a*pred + b`` for ``a > 0`` (contexts come from the target).
 
     **Differences from the authors' code, and the options that reproduce it.** Metric3D's
     ``HDNLoss`` splits depth ranges of equal width (``bins="range"``) and its last range is
     open, ``d < max + 1e-30``, which in float32 drops the largest depth from every context;
-    here the last range is closed. It divides by ``MAD + 1e-8`` (here ``max(MAD, eps)``). It
+    here the last range is closed. It divides by ``MAD + 1e-8`` (absolute; here
+    ``max(MAD, eps * MAD_image)``, relative, so a near-flat context cannot break the invariance). It
     pools the batch: ``reduction="pixel-mean"`` is its form (every (context, pixel) pair of
     the batch counts once); the default averages per-image losses. Groups smaller than
     ``min_pixels`` are left out, by weight (default 1: every non-empty context counts, as in
@@ -102,7 +103,7 @@ def hdn(
             contexts, 1 + 4 + 16 windows).
         bins: ``"quantile"`` (default) or ``"range"`` (Metric3D).
         min_pixels: smallest context that counts (default 1).
-        eps: lower bound on every MAD (default ``1e-6``).
+        eps: floor of every context's MAD relative to the image's MAD (default ``1e-6``).
         reduction: ``"mean"`` over images with a valid pixel, ``"sum"``, ``"none"``, or
             ``"pixel-mean"`` (the batch's (context, pixel) pairs pooled: Metric3D).
         scope: ``"image"`` (default) or ``"batch"``: contexts of the pooled batch (depth bins
@@ -136,8 +137,8 @@ def hdn(
     terms = []
     if grouping in ("depth", "both"):
         members = depth_bin_members(p.target, p.valid, p.n_valid, levels, bins)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, members, eps), min_pixels))
+        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
     if grouping in ("spatial", "both"):
         members = grid_members(p.valid, height, width, levels)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, members, eps), min_pixels))
+        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
     return reduce_families(p, terms, reduction)

@@ -128,7 +128,8 @@ def hdn_random(
     here the MAD is the window's. The prediction's median is detached there (not here: its
     gradient is the median pixel's). ``HDNRandomLoss`` has no whole-image context,
     ``HDSNRandomLoss`` has one: ``whole_image="spatial"`` (default), ``"all"`` or ``"none"``.
-    Metric3D pools the batch: ``reduction="pixel-mean"``. It divides by ``MAD + 1e-6``.
+    Metric3D pools the batch: ``reduction="pixel-mean"``. It divides by ``MAD + 1e-6``
+    (here ``max(MAD, eps * MAD_image)``, as in :func:`hdn`).
 
     Args:
         pred: ``(B, 1, H, W)`` or ``(B, H, W)`` depth (Metric3D applies HDN on depth).
@@ -143,7 +144,7 @@ def hdn_random(
         whole_image: which families also hold the whole image as a context (default
             ``"spatial"``: Metric3D).
         min_pixels: smallest context that counts (default 1).
-        eps: lower bound on every MAD (default ``1e-6``).
+        eps: floor of every context's MAD relative to the image's MAD (default ``1e-6``).
         samples: optional pre-drawn uniforms ``(B, S, 6)`` or ``(1, S, 6)`` (under ``scope="batch"`` the first
             image's row is used).
         generator: optional ``torch.Generator`` on the input's device.
@@ -191,10 +192,10 @@ def hdn_random(
         members = random_range_members(p.target, p.valid, p.n_valid, u_ranges, bins)
         if whole_image == "all":
             members = torch.cat([members, whole_members(p.valid)], dim=1)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, members, eps), min_pixels))
+        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
     if grouping in ("spatial", "both"):
         members = random_window_members(p.valid, height, width, u_windows, size)
         if whole_image != "none":
             members = torch.cat([members, whole_members(p.valid)], dim=1)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, members, eps), min_pixels))
+        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
     return reduce_families(p, terms, reduction)

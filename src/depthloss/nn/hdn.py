@@ -24,7 +24,7 @@ class HDNLoss(DepthLoss):
         levels: hierarchy levels (default 3: 1 + 2 + 4 depth bins, 1 + 4 + 16 windows).
         bins: ``"quantile"`` (default, equal-count bins) or ``"range"`` (Metric3D's equal-width ranges).
         min_pixels: smallest context that counts (default 1).
-        eps: lower bound on every MAD (default 1e-6).
+        eps: floor of every context's MAD relative to the image's MAD (default 1e-6).
         **kwargs: :class:`DepthLoss` arguments (``input_space``, required).
     """
 

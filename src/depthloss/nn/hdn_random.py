@@ -29,7 +29,7 @@ class HDNRandomLoss(DepthLoss):
         window_size: ``(smallest, largest)`` window side as fractions (default ``(0.125, 0.5)``).
         whole_image: families that also hold the whole image (default ``"spatial"``).
         min_pixels: smallest context that counts (default 1).
-        eps: lower bound on every MAD (default 1e-6).
+        eps: floor of every context's MAD relative to the image's MAD (default 1e-6).
         **kwargs: :class:`DepthLoss` arguments (``input_space``, required).
 
     ``forward(pred, target, mask=None, progress=None, samples=None, generator=None)``:
