@@ -26,11 +26,12 @@ from depthloss.functional.statistics import lower_median
 __all__ = [
     "GroupSums",
     "combine_families",
-    "depth_bin_members",
+    "depth_bin_ids",
     "depth_ranks",
     "family_terms",
-    "grid_members",
+    "grid_ids",
     "group_ssi_sums",
+    "partition_ssi_sums",
     "pixel_coordinates",
     "random_range_members",
     "random_window_members",
@@ -60,24 +61,19 @@ def pixel_coordinates(n: int, height: int, width: int, device: torch.device) -> 
     return torch.div(p, width, rounding_mode="floor"), p % width
 
 
-def grid_members(valid: Tensor, height: int, width: int, levels: int) -> Tensor:
-    """Level ``k < levels`` splits the image into ``2^k x 2^k`` windows: ``(G, Σ 4^k, N)`` groups.
+def grid_ids(valid: Tensor, height: int, width: int, level: int) -> Tensor:
+    """Window of every pixel at hierarchy ``level``: ``2^k x 2^k`` windows, ids ``(G, N)`` in ``[0, 4^k)``.
 
     Window ``i`` of ``c = 2^k`` along an axis of length ``L`` covers ``[floor(i L / c),
     floor((i + 1) L / c))`` (Metric3D's ``HDSNLoss`` slices), so a pixel lies in exactly one
     window per level; windows of a side shorter than ``c`` may be empty.
     """
     r, c = pixel_coordinates(valid.shape[-1], height, width, valid.device)
-    out = []
-    for k in range(levels):
-        cells = 2**k
-        # the window index along an axis: ceil((x + 1) c / L) - 1
-        ri = torch.div((r + 1) * cells + height - 1, height, rounding_mode="floor") - 1
-        ci = torch.div((c + 1) * cells + width - 1, width, rounding_mode="floor") - 1
-        cell = ri * cells + ci
-        ids = torch.arange(cells * cells, device=valid.device)
-        out.append(valid.unsqueeze(1) & (cell.unsqueeze(0) == ids.unsqueeze(1)).unsqueeze(0))
-    return torch.cat(out, dim=1)
+    cells = 1 << level
+    # the window index along an axis: ceil((x + 1) c / L) - 1
+    ri = torch.div((r + 1) * cells + height - 1, height, rounding_mode="floor") - 1
+    ci = torch.div((c + 1) * cells + width - 1, width, rounding_mode="floor") - 1
+    return (ri * cells + ci).unsqueeze(0).expand(valid.shape)
 
 
 def depth_ranks(target: Tensor, valid: Tensor) -> Tensor:
@@ -99,34 +95,24 @@ def _span(target: Tensor, valid: Tensor) -> Tuple[Tensor, Tensor]:
     return lo, torch.where(ok, hi - lo, torch.zeros_like(lo))
 
 
-def depth_bin_members(target: Tensor, valid: Tensor, count: Tensor, levels: int, bins: str) -> Tensor:
-    """Level ``k < levels`` splits the row's valid target depths into ``2^k`` bins: ``(G, 2^levels - 1, N)``.
+def depth_bin_ids(target: Tensor, valid: Tensor, count: Tensor, level: int, bins: str) -> Tensor:
+    """Depth bin of every valid pixel at hierarchy ``level``: ``2^k`` bins, ids ``(G, N)`` in ``[0, 2^k)``.
 
     ``bins="quantile"``: bins of equal size, by rank (bin ``floor(rank 2^k / n)``; ties split by
     position). ``bins="range"`` (Metric3D's ``HDNLoss``): equal-width ranges of ``[min, max]``,
     bin ``j`` holding ``min + j R / 2^k <= d < min + (j + 1) R / 2^k``, the last one closed (the
-    largest depth belongs to it).
+    largest depth belongs to it). Invalid pixels get arbitrary ids (never read).
     """
-    out = []
+    cells = 2**level
     if bins == "quantile":
         rank = depth_ranks(target, valid)
-        n = count.clamp(min=1).unsqueeze(-1)
-        for k in range(levels):
-            cells = 2**k
-            bin_index = torch.div(rank * cells, n, rounding_mode="floor")
-            ids = torch.arange(cells, device=valid.device).view(1, cells, 1)
-            out.append(valid.unsqueeze(1) & (bin_index.unsqueeze(1) == ids))
-        return torch.cat(out, dim=1)
+        return torch.div(rank * cells, count.clamp(min=1).unsqueeze(-1), rounding_mode="floor").clamp(max=cells - 1)
     lo, span = _span(target, valid)
     t = target.detach()
-    for k in range(levels):
-        cells = 2**k
-        bin_index = torch.zeros_like(valid, dtype=torch.int64)
-        for j in range(1, cells):  # the thresholds a depth reaches
-            bin_index = bin_index + (t >= lo + span * (j / cells)).to(torch.int64)
-        ids = torch.arange(cells, device=valid.device).view(1, cells, 1)
-        out.append(valid.unsqueeze(1) & (bin_index.unsqueeze(1) == ids))
-    return torch.cat(out, dim=1)
+    bin_index = torch.zeros_like(valid, dtype=torch.int64)
+    for j in range(1, cells):  # the thresholds a depth reaches
+        bin_index = bin_index + (t >= lo + span * (j / cells)).to(torch.int64)
+    return bin_index
 
 
 def random_range_members(target: Tensor, valid: Tensor, count: Tensor, u: Tensor, bins: str) -> Tensor:
@@ -217,6 +203,48 @@ def group_ssi_sums(
         normalized.append(_normalized(rows, flat, count, floor.unsqueeze(1).expand(g, m).reshape(g * m)))
     residual = torch.where(flat, (normalized[0] - normalized[1]).abs(), 0.0)
     return GroupSums(residual.sum(dim=-1).reshape(g, m), count.reshape(g, m))
+
+
+def _partition_normalized(x: Tensor, valid: Tensor, ids: Tensor, count: Tensor, groups: int, floor: Tensor) -> Tensor:
+    """``(x - med_c) / max(MAD_c, floor)`` for a partition of the valid pixels into ``groups`` parts.
+
+    One sort by value and one stable sort by part give every part's values in order; the lower
+    median of part ``c`` sits at rank ``(n_c - 1) // 2`` of its run and is gathered from ``x``.
+    """
+    n = x.shape[-1]
+    by_value = torch.sort(torch.where(valid, x.detach(), torch.inf), dim=-1, stable=True).indices
+    by_part = torch.sort(ids.gather(1, by_value), dim=-1, stable=True).indices
+    order = by_value.gather(1, by_part)  # positions sorted by (part, value), invalid ones last
+    start = torch.cumsum(count, dim=-1) - count
+    middle = (start + torch.div(count - 1, 2, rounding_mode="floor").clamp(min=0)).clamp(max=max(n - 1, 0))
+    median = x.gather(1, order.gather(1, middle))
+    median = torch.where(count > 0, median, torch.zeros_like(median))  # (G, groups)
+    part = ids.clamp(max=groups - 1)
+    centred = torch.where(valid, x - median.gather(1, part), 0.0)
+    mad = safe_div(torch.zeros_like(median).scatter_add(1, part, centred.abs()), count.to(x.dtype))
+    scale = torch.maximum(mad, floor.unsqueeze(-1))
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # then every centred value is 0
+    return centred / scale.gather(1, part)
+
+
+def partition_ssi_sums(
+    pred: Tensor, target: Tensor, valid: Tensor, n_valid: Tensor, ids: Tensor, groups: int, eps: float
+) -> GroupSums:
+    """:func:`group_ssi_sums` for contexts that partition the valid pixels (one hierarchy level).
+
+    ``ids``: ``(G, N)`` int64, the part in ``[0, groups)`` of every valid pixel. Costs two sorts
+    per map instead of one pass per context; the values are those of :func:`group_ssi_sums`.
+    """
+    ids = torch.where(valid, ids, groups)  # invalid pixels form an extra, ignored part
+    count = torch.zeros((ids.shape[0], groups + 1), dtype=torch.int64, device=ids.device)
+    count = count.scatter_add(1, ids, torch.ones_like(ids))[:, :groups]
+    normalized = []
+    for x in (pred, target):
+        floor = eps * _mad(x, valid, n_valid)[1]
+        normalized.append(_partition_normalized(x, valid, ids, count, groups, floor))
+    residual = torch.where(valid, (normalized[0] - normalized[1]).abs(), 0.0)
+    sums = torch.zeros((ids.shape[0], groups), dtype=residual.dtype, device=ids.device)
+    return GroupSums(sums.scatter_add(1, ids.clamp(max=groups - 1), residual), count)
 
 
 def family_terms(sums: GroupSums, min_pixels: int) -> Tuple[Tensor, Tensor]:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import List, Literal, Optional, Tuple
 
+import torch
 from torch import Tensor
 
 from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_reduction
 from depthloss.functional._plumbing import Pair, Reduction, Scope, autocast_off, prepare, reduce_images
 from depthloss.functional.groups import (
+    GroupSums,
     combine_families,
-    depth_bin_members,
+    depth_bin_ids,
     family_terms,
-    grid_members,
-    group_ssi_sums,
+    grid_ids,
+    partition_ssi_sums,
 )
 
 __all__ = ["hdn"]
@@ -135,10 +137,16 @@ def hdn(
         return reduce_images(p.pred.sum(dim=-1), p.n_valid, "sum" if reduction == "pixel-mean" else reduction)
     height, width = image_size(pred)
     terms = []
-    if grouping in ("depth", "both"):
-        members = depth_bin_members(p.target, p.valid, p.n_valid, levels, bins)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
-    if grouping in ("spatial", "both"):
-        members = grid_members(p.valid, height, width, levels)
-        terms.append(family_terms(group_ssi_sums(p.pred, p.target, p.valid, p.n_valid, members, eps), min_pixels))
+    for family in ("depth", "spatial"):
+        if grouping not in (family, "both"):
+            continue
+        levels_sums = []
+        for k in range(levels):  # every level partitions the valid pixels
+            if family == "depth":
+                ids, parts = depth_bin_ids(p.target, p.valid, p.n_valid, k, bins), 2**k
+            else:
+                ids, parts = grid_ids(p.valid, height, width, k), 4**k
+            levels_sums.append(partition_ssi_sums(p.pred, p.target, p.valid, p.n_valid, ids, parts, eps))
+        sums = GroupSums(*(torch.cat(parts, dim=1) for parts in zip(*levels_sums)))
+        terms.append(family_terms(sums, min_pixels))
     return reduce_families(p, terms, reduction)
