@@ -68,7 +68,7 @@ def hdn(
     normalized maps over all (context, pixel) pairs:
 
     .. math:: \hat x^c_u = \frac{x_u - \operatorname{med}_c(x)}{\max\left(\tfrac{1}{|c|}\sum_{v \in c}
-              |x_v - \operatorname{med}_c(x)|,\ \epsilon\right)}, \qquad
+              |x_v - \operatorname{med}_c(x)|,\ \epsilon \operatorname{MAD}(x)\right)}, \qquad
               \mathcal L_F = \frac{\sum_{c \in F} \sum_{u \in c} |\hat p^c_u - \hat g^c_u|}{\sum_{c \in F} |c|}
 
     for a family ``F`` of contexts, medians (lower medians) and MADs over the context's valid
