@@ -90,7 +90,8 @@ def hdn(
     ``HDNLoss`` splits depth ranges of equal width (``bins="range"``) and its last range is
     open, ``d < max + 1e-30``, which in float32 drops the largest depth from every context;
     here the last range is closed. It divides by ``MAD + 1e-8`` (absolute; here
-    ``max(MAD, eps * MAD_image)``, relative, so a near-flat context cannot break the invariance). It
+    ``max(MAD, eps * MAD_image)``, relative, so a near-flat context cannot break the invariance). Its
+    medians and MADs are per image and context (``scope="image"``); only the final average
     pools the batch: ``reduction="pixel-mean"`` is its form (every (context, pixel) pair of
     the batch counts once); the default averages per-image losses. Groups smaller than
     ``min_pixels`` are left out, by weight (default 1: every non-empty context counts, as in

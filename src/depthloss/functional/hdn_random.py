@@ -128,7 +128,8 @@ def hdn_random(
     here the MAD is the window's. The prediction's median is detached there (not here: its
     gradient is the median pixel's). ``HDNRandomLoss`` has no whole-image context,
     ``HDSNRandomLoss`` has one: ``whole_image="spatial"`` (default), ``"all"`` or ``"none"``.
-    Metric3D pools the batch: ``reduction="pixel-mean"``. It divides by ``MAD + 1e-6``
+    Metric3D's statistics are per image and context; it pools only the final average over
+    the batch: ``reduction="pixel-mean"``. It divides by ``MAD + 1e-6``
     (here ``max(MAD, eps * MAD_image)``, as in :func:`hdn`).
 
     Args:
