@@ -145,12 +145,19 @@ def _intrinsics(inputs: Inputs) -> Tensor:
     return synthetic.intrinsics(b, h, w, device=inputs.mask.device)
 
 
+def _hdn_samples(inputs: Inputs) -> Tensor:
+    """Pre-drawn uniforms of ``hdn-random`` (the same contexts on the device and the reference)."""
+    b = inputs.mask.shape[0]
+    return torch.rand((b, 8, 6), generator=torch.Generator().manual_seed(0)).to(inputs.mask.device)
+
+
 #: Builders of required extra ``forward`` arguments, by parameter name (camera intrinsics
 #: ``K`` for normals / virtual-normal losses, ...). A loss whose ``forward`` has a required
 #: parameter not listed here fails its rows with a message naming it.
 EXTRA_INPUTS: Dict[str, Callable[[Inputs], Tensor]] = {
     "K": _intrinsics,
     "intrinsics": _intrinsics,
+    "samples": _hdn_samples,  # optional; given so that a random loss is comparable across devices
 }
 _STANDARD_ARGS = ("self", "pred", "target", "mask", "progress")
 
@@ -190,7 +197,9 @@ def loss_case(name: str, inputs: Inputs, progress: float = PROGRESS) -> LossCase
     for pname, param in inspect.signature(info.cls.forward).parameters.items():
         if pname in _STANDARD_ARGS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.default is inspect.Parameter.empty:
+        if pname in EXTRA_INPUTS and pname in info.inputs:  # optional inputs with a builder too
+            kwargs[pname] = EXTRA_INPUTS[pname](inputs)
+        elif param.default is inspect.Parameter.empty:
             if pname not in EXTRA_INPUTS:
                 raise KeyError(f"loss {name!r} needs the input {pname!r}: add a builder to gpu_check.EXTRA_INPUTS")
             kwargs[pname] = EXTRA_INPUTS[pname](inputs)

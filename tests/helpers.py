@@ -84,6 +84,8 @@ def poison(x: Tensor, mask: Optional[Tensor]) -> Tensor:
 #: how to build each keyword input of ``forward`` (``LossInfo.inputs``) for a prediction
 INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "weights": lambda pred, g: (0.5 + torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(pred.dtype),
+    # hdn-random: pre-drawn uniforms, 4 windows and 4 depth ranges per image (the same contexts every call)
+    "samples": lambda pred, g: torch.rand((pred.shape[0], 4, 6), generator=g, dtype=torch.float64).to(pred.dtype),
 }
 
 

@@ -44,6 +44,8 @@ __all__ = [
     "downsample_sparse",
     "enhanced_ssi",
     "gradient_matching",
+    "hdn",
+    "hdn_random",
     "inv_to_depth",
     "l1",
     "lsq_scale_shift",
@@ -1310,6 +1312,8 @@ def vda_trimmed_mae(prediction: Tensor, target: Tensor, mask: Tensor, trim: floa
     res = (prediction - target)[mask.bool()].abs()
     trimmed = torch.sort(res.view(-1), descending=False).values[: int(len(res) * (1.0 - trim))]
     return trimmed.sum() / (2 * M.sum())
+
+
 # --------------------------------------------------------------------------------------------
 # Depth Pro (mage, male, msge, depth_pro) and ZoeDepth's gradient L1 (grad_l1)
 # --------------------------------------------------------------------------------------------
@@ -1554,3 +1558,233 @@ def zoedepth_grad_l1(input: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     mask_g = mask[..., 1:, 1:] & mask[..., 1:, :-1] & mask[..., :-1, 1:]
     loss = F.l1_loss(grad_pred[0][mask_g], grad_gt[0][mask_g])
     return loss + F.l1_loss(grad_pred[1][mask_g], grad_gt[1][mask_g])
+
+
+# --------------------------------------------------------------------------------------------
+# hierarchical depth normalization: hdn, hdn_random (Zhang et al., NeurIPS 2022; Metric3D v2's
+# HDNLoss / HDSNLoss / HDNRandomLoss / HDSNRandomLoss), one context at a time
+# --------------------------------------------------------------------------------------------
+
+
+def _hdn_images(scope: str, batch: int) -> List[List[int]]:
+    """The images of each group: one per image, or all of them pooled under ``scope="batch"``."""
+    return [list(range(batch))] if scope == "batch" else [[b] for b in range(batch)]
+
+
+def _hdn_mad(v: Tensor) -> float:
+    """Mean absolute deviation from the lower median of a 1-D vector (0 if empty)."""
+    if v.numel() == 0:
+        return 0.0
+    med = _lower_median(v)
+    return float((v - med).abs().sum()) / v.numel()
+
+
+def _hdn_context_sum(p: Tensor, g: Tensor, ctx: Tensor, eps: float, valid: Tensor) -> Tuple[float, int]:
+    """Metric3D's ``ssi_mae`` on one context: ``(Σ |p̂ - ĝ|, |c|)``, median and MAD over the context only,
+    the MAD floored at ``eps`` times the MAD of all ``valid`` pixels (a flat context normalizes to 0)."""
+    pv, gv = p[ctx], g[ctx]
+    if pv.numel() == 0:
+        return 0.0, 0
+
+    def normalized(v: Tensor, whole: Tensor) -> Tensor:
+        med = _lower_median(v)
+        s = max(_hdn_mad(v), eps * _hdn_mad(whole))
+        return (v - med) / s if s > 0 else v - med
+
+    return float((normalized(pv, p[valid]) - normalized(gv, g[valid])).abs().sum()), int(pv.numel())
+
+
+def _hdn_ranks(g: Tensor, m: Tensor) -> Tensor:
+    """Rank of every valid pixel among the group's valid depths (ties by position), -1 elsewhere."""
+    flat_g, flat_m = g.reshape(-1), m.reshape(-1)
+    positions = [i for i in range(flat_g.numel()) if bool(flat_m[i])]
+    ordered = sorted(positions, key=lambda i: (float(flat_g[i]), i))
+    ranks = torch.full(flat_g.shape, -1, dtype=torch.int64)
+    for r, i in enumerate(ordered):
+        ranks[i] = r
+    return ranks.reshape(g.shape)
+
+
+def _hdn_depth_contexts(g: Tensor, m: Tensor, levels: int, bins: str) -> List[Tensor]:
+    """The paper's depth hierarchy: level k, 2^k bins of the sorted depths (``quantile``) or of
+    equal-width ranges of [min, max] (``range``, Metric3D's ``HDNLoss`` loops, last range closed)."""
+    contexts = []
+    n = int(m.sum())
+    if bins == "quantile":
+        ranks = _hdn_ranks(g, m)
+        for k in range(levels):
+            for j in range(2**k):
+                contexts.append(m & (ranks * 2**k // max(n, 1) == j))
+        return contexts
+    values = g[m]
+    lo = float(values.min()) if n else 0.0
+    hi = float(values.max()) if n else 0.0
+    span = hi - lo
+    for k in range(levels):
+        anchor = 0.5**k
+        for j in range(2**k):
+            low_ok = g >= lo + span * j * anchor
+            high_ok = g < lo + span * (j + 1) * anchor
+            if j == 2**k - 1:
+                high_ok = torch.ones_like(m)
+            contexts.append(m & low_ok & high_ok)
+    return contexts
+
+
+def _hdn_grid_contexts(m: Tensor, levels: int) -> List[Tensor]:
+    """Metric3D's ``HDSNLoss`` windows: level k, 2^k x 2^k slices ``[int(h a H), int((h + 1) a H))``."""
+    height, width = m.shape[-2], m.shape[-1]
+    contexts = []
+    for k in range(levels):
+        anchor = 0.5**k
+        for h in range(2**k):
+            for w in range(2**k):
+                window = torch.zeros_like(m)
+                window[..., int(h * anchor * height) : int((h + 1) * anchor * height),
+                       int(w * anchor * width) : int((w + 1) * anchor * width)] = True  # fmt: skip
+                contexts.append(m & window)
+    return contexts
+
+
+def _hdn_window_side(u_size: float, u_start: float, length: int, size: Tuple[float, float]) -> Tuple[int, int]:
+    smallest = max(1, int(size[0] * length))
+    largest = max(smallest + 1, int(size[1] * length))
+    starts = max(length - smallest, 1)
+    extent = smallest + min(math.floor(u_size * (largest - smallest)), largest - smallest - 1)
+    start = min(math.floor(u_start * starts), starts - 1)
+    return start, min(start + extent, length)
+
+
+def _hdn_random_contexts(
+    g: Tensor, m: Tensor, u: Tensor, family: str, bins: str, size: Tuple[float, float]
+) -> List[Tensor]:
+    """One context per sample row of ``u`` (6 uniforms): a window, or a depth range."""
+    height, width = m.shape[-2], m.shape[-1]
+    contexts = []
+    n = int(m.sum())
+    values = g[m]
+    lo = float(values.min()) if n else 0.0
+    span = float(values.max()) - lo if n else 0.0
+    ranks = _hdn_ranks(g, m) if bins == "quantile" and family == "depth" else None
+    for row in u.tolist():
+        if family == "spatial":
+            y0, y1 = _hdn_window_side(row[0], row[2], height, size)
+            x0, x1 = _hdn_window_side(row[1], row[3], width, size)
+            window = torch.zeros_like(m)
+            window[..., y0:y1, x0:x1] = True
+            contexts.append(m & window)
+        else:
+            a = 0.75 * row[4]
+            b = a + 0.1 + (0.9 - a) * row[5]
+            if ranks is not None:
+                contexts.append(m & (ranks >= a * n) & (ranks < b * n))
+            else:
+                contexts.append(m & (g >= lo + span * a) & (g < lo + span * b))
+    return contexts
+
+
+def _hdn_reduce(family_sums: List[List[Tuple[float, float]]], reduction: str, scope: str) -> Tensor:
+    """``family_sums[group][family] = (Σ S, Σ |c|)`` -> mean over families of Σ S / Σ |c|, then reduced."""
+
+    def value(pairs: Sequence[Tuple[float, float]]) -> float:
+        kept = [s / n for s, n in pairs if n > 0]
+        return math.fsum(kept) / len(kept) if kept else 0.0
+
+    if reduction == "pixel-mean" and scope == "image":
+        pooled = [
+            (math.fsum(group[f][0] for group in family_sums), math.fsum(group[f][1] for group in family_sums))
+            for f in range(len(family_sums[0]) if family_sums else 0)
+        ]
+        return torch.tensor(value(pooled), dtype=torch.float64)
+    values = [value(group) for group in family_sums]
+    counts = [int(sum(n for _, n in group)) for group in family_sums]
+    return _reduce(values, counts, reduction, scope)
+
+
+def _hdn_families(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    scope: str,
+    eps: float,
+    min_pixels: int,
+    families: Callable[[Tensor, Tensor, List[int]], List[List[Tensor]]],
+) -> List[List[Tuple[float, float]]]:
+    p, g, m = _images(pred), _images(target), _mask_images(mask, pred)
+    out = []
+    for images in _hdn_images(scope, p.shape[0]):
+        pi, gi, mi = p[images], g[images], m[images]
+        sums = []
+        for contexts in families(gi, mi, images):
+            total_s, total_n = 0.0, 0.0
+            for ctx in contexts:
+                s, n = _hdn_context_sum(pi, gi, ctx, eps, mi)
+                if n >= max(min_pixels, 1):
+                    total_s, total_n = total_s + s, total_n + n
+            sums.append((total_s, total_n))
+        out.append(sums)
+    return out
+
+
+def hdn(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    grouping: str = "both",
+    levels: int = 3,
+    bins: str = "quantile",
+    min_pixels: int = 1,
+    eps: float = 1e-6,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Per family (depth bins, grid windows): Σ over contexts of Σ |p̂ - ĝ| / Σ |c|; families averaged."""
+
+    def families(g: Tensor, m: Tensor, images: List[int]) -> List[List[Tensor]]:
+        out = []
+        if grouping in ("depth", "both"):
+            out.append(_hdn_depth_contexts(g, m, levels, bins))
+        if grouping in ("spatial", "both"):
+            out.append(_hdn_grid_contexts(m, levels))
+        return out
+
+    return _hdn_reduce(_hdn_families(pred, target, mask, scope, eps, min_pixels, families), reduction, scope)
+
+
+def hdn_random(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    grouping: str = "both",
+    num_windows: int = 20,
+    num_ranges: int = 10,
+    bins: str = "range",
+    window_size: Tuple[float, float] = (0.125, 0.5),
+    whole_image: str = "spatial",
+    min_pixels: int = 1,
+    eps: float = 1e-6,
+    samples: Optional[Tensor] = None,
+    generator: Optional[torch.Generator] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """:func:`hdn` with the contexts of the given ``samples`` (required here): windows, depth ranges,
+    and the whole image in the families ``whole_image`` names."""
+    if samples is None:
+        raise ValueError("the oracle needs explicit samples")
+    u_all = samples.detach().to("cpu", torch.float64)
+
+    def families(g: Tensor, m: Tensor, images: List[int]) -> List[List[Tensor]]:
+        u = u_all[0] if u_all.shape[0] == 1 else u_all[images[0]]  # (1, S, 6): shared by the batch
+        out = []
+        if grouping in ("depth", "both"):
+            contexts = _hdn_random_contexts(g, m, u, "depth", bins, window_size)
+            out.append(contexts + ([m.clone()] if whole_image == "all" else []))
+        if grouping in ("spatial", "both"):
+            contexts = _hdn_random_contexts(g, m, u, "spatial", bins, window_size)
+            out.append(contexts + ([m.clone()] if whole_image != "none" else []))
+        return out
+
+    return _hdn_reduce(_hdn_families(pred, target, mask, scope, eps, min_pixels, families), reduction, scope)

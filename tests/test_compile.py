@@ -215,6 +215,8 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
         DF.mage(p, t, m, 2), DF.male(p, t, m, 2, reduction="pixel-mean"), DF.msge(p, t, m, 2, scope="batch"),
         DF.depth_pro(p, t, m, num_scales=2), DF.grad_l1(p, t, m), DF.grad_l1(p, t, m, "atan", reduction="pixel-mean"),
+        DF.hdn(p, t, m), DF.hdn(p, t, m, grouping="depth", bins="range", reduction="pixel-mean"),
+        DF.hdn_random(p, t, m, samples=(w.flatten(1)[:, :18].reshape(2, 3, 6) - 0.1).clamp(0.0, 0.999)),
     ]  # fmt: skip
     return out
 

@@ -29,7 +29,17 @@ import torch
 from torch import Tensor
 
 import depthloss
-from helpers import NAMES, SPACES, assert_equal, build, junk_like, loss_inputs, small_kwargs, to_input_space
+from helpers import (
+    NAMES,
+    SPACES,
+    assert_equal,
+    build,
+    extra_input,
+    junk_like,
+    loss_inputs,
+    small_kwargs,
+    to_input_space,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -146,7 +156,9 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
     garbage = torch.where(invalid, torch.full_like(inputs.target, 123.0), inputs.target)
     module = per_name(name, space)
     clean_extra = extra_inputs(inputs)
-    dirty_extra = {k: torch.where(invalid, float("nan"), v) for k, v in clean_extra.items()}
+    dirty_extra = {  # per-pixel extras get junk at invalid pixels (others, e.g. hdn-random's samples, stay)
+        k: torch.where(invalid, float("nan"), v) if v.shape == invalid.shape else v for k, v in clean_extra.items()
+    }
     results = []
     for pred_junk, target, mask, extra in (
         (False, inputs.target, None, clean_extra),
@@ -172,7 +184,10 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch(name: str, layout: tuple) -> None:
     """Issue 12 item 4: B = 0 failed in every loss (cannot reshape tensor of 0 elements)."""
-    extra = {k: torch.rand(layout) for k in depthloss.loss_info(name).inputs}
+    extra = {
+        k: extra_input(k, torch.rand(layout), torch.Generator().manual_seed(0)).float()
+        for k in depthloss.loss_info(name).inputs
+    }
     for space in SPACES:
         pred = torch.rand(layout, requires_grad=True)
         loss = per_name(name, space)(pred, torch.rand(layout), progress=0.3, **extra)
@@ -289,6 +304,10 @@ def test_cuda_matches_cpu(name: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # reductions, equivariance
 # ---------------------------------------------------------------------------------------------
+#: losses whose "pixel-mean" pools terms, levels or samples rather than weighting per-image values
+POOLED_PIXEL_MEAN = ("midas", "ssi-trim", "depth-pro", "mage", "male", "msge", "grad-l1", "hdn-random")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_reductions(name: str) -> None:
     inputs = loss_inputs(name, shape=(3, 1, 12, 12), density=0.5, seed=11)
@@ -312,8 +331,9 @@ def test_reductions(name: str) -> None:
     )
     torch.testing.assert_close(alone, per_image[2:], rtol=1e-5, atol=1e-6)
     counts = (target > 0).flatten(1).sum(1).float()
-    # they pool each term and level, or each stencil (grad-l1), over the batch (tested in their files)
-    if name not in ("midas", "ssi-trim", "depth-pro", "mage", "male", "msge", "grad-l1"):
+    # these pool each term and level, each stencil (grad-l1) or (context, pixel) pairs (hdn-random)
+    # over the batch (tested in their files)
+    if name not in POOLED_PIXEL_MEAN:
         torch.testing.assert_close(pixel, (per_image * counts).sum() / counts.sum(), rtol=1e-5, atol=1e-6)
     pooled = run(scope="batch")
     assert pooled.shape == () and torch.isfinite(pooled)

@@ -45,6 +45,10 @@ SCOPE_REDUCTIONS = (
 EDGE_SCOPE_REDUCTIONS = (("image", "mean"), ("image", "none"), ("image", "pixel-mean"), ("batch", "mean"))
 
 
+# hdn-random's pre-drawn uniforms, shared by every image of a case: (1, S, 6)
+HDN_SAMPLES = torch.rand((1, 5, 6), generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+
+
 class LossSpec(NamedTuple):
     kernel: Callable[..., torch.Tensor]
     oracle: Callable[..., torch.Tensor]
@@ -66,6 +70,12 @@ LOSSES: Dict[str, LossSpec] = {
     ),
     "ssi_mae_batch_trim": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim_scope": "batch"}, False),
     "ssi_lsq": LossSpec(DF.ssi_lsq, R.ssi_lsq, {}, True),
+    "hdn": LossSpec(DF.hdn, R.hdn, {}, False),
+    "hdn_range_depth": LossSpec(DF.hdn, R.hdn, {"grouping": "depth", "bins": "range", "min_pixels": 2}, False),
+    "hdn_random": LossSpec(DF.hdn_random, R.hdn_random, {"samples": HDN_SAMPLES}, False),
+    "hdn_random_quantile": LossSpec(
+        DF.hdn_random, R.hdn_random, {"samples": HDN_SAMPLES, "bins": "quantile", "whole_image": "all"}, False
+    ),
     "silog": LossSpec(DF.silog, R.silog, {}, True),
     "silog_lambd1": LossSpec(DF.silog, R.silog, {"lambd": 1.0, "ratio": 1.0, "eps": 0.0}, True),
     "l1": LossSpec(DF.l1, R.l1, {}, True),

@@ -720,6 +720,7 @@ def test_depth_inverse_round_trip(data, junk, dtype):
 # the registered modules: the invariances their metadata declares
 # --------------------------------------------------------------------------------------
 import depthloss  # noqa: E402
+from helpers import extra_input  # noqa: E402
 
 INVARIANT = [n for n in depthloss.list_losses() if depthloss.loss_info(n).invariances]
 
@@ -744,8 +745,9 @@ def test_declared_invariances_hold_for_the_module(name, case, ab):
     assume(_mad_ok(a * case.pred + b, case.mask, 1e-3))
     module = depthloss.get_loss(name, input_space=space, reduction="none")
     target = torch.where(case.mask, case.target, 0.0)
-    before = module(case.pred, target, progress=0.5)
-    after = module(a * case.pred + b, target, progress=0.5)
+    extra = {k: extra_input(k, case.pred, torch.Generator().manual_seed(0)) for k in info.inputs}
+    before = module(case.pred, target, progress=0.5, **extra)
+    after = module(a * case.pred + b, target, progress=0.5, **extra)
     close(after, before, rtol=1e-6, atol=1e-8 * (1.0 + float(before.abs().max())))
 
 

@@ -55,6 +55,8 @@ EXPECTED_CLASSES = {
     "ssi": SSILoss,
     "ssi-silog": SSISilogLoss,
     "enhanced-ssi": EnhancedSSILoss,
+    "hdn": depthloss.HDNLoss,
+    "hdn-random": depthloss.HDNRandomLoss,
     "progressive-ssi": ProgressiveSSILoss,
     "ssi-trim": SSITrimLoss,
     "midas": MiDaSLoss,

@@ -35,6 +35,8 @@ from depthloss.functional.depth_pro import depth_pro
 from depthloss.functional.enhanced_ssi import enhanced_ssi
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.grad_l1 import grad_l1
+from depthloss.functional.hdn import hdn
+from depthloss.functional.hdn_random import hdn_random
 from depthloss.functional.image import (
     Gradients,
     SparseDepth,
@@ -87,6 +89,8 @@ __all__ = [
     "enhanced_ssi",
     "grad_l1",
     "gradient_matching",
+    "hdn",
+    "hdn_random",
     "inv_to_depth",
     "l1",
     "lsq_scale_shift",

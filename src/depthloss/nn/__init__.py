@@ -9,6 +9,8 @@ from depthloss.nn.berhu import BerHuLoss
 from depthloss.nn.depth_pro import DepthProLoss
 from depthloss.nn.enhanced_ssi import EnhancedSSILoss
 from depthloss.nn.grad_l1 import GradL1Loss
+from depthloss.nn.hdn import HDNLoss
+from depthloss.nn.hdn_random import HDNRandomLoss
 from depthloss.nn.l1 import L1Loss
 from depthloss.nn.mage import MAGELoss
 from depthloss.nn.male import MALELoss
@@ -31,6 +33,8 @@ __all__ = [
     "DepthProLoss",
     "EnhancedSSILoss",
     "GradL1Loss",
+    "HDNLoss",
+    "HDNRandomLoss",
     "L1Loss",
     "MAGELoss",
     "MALELoss",
