@@ -84,6 +84,10 @@ def poison(x: Tensor, mask: Optional[Tensor]) -> Tensor:
 #: how to build each keyword input of ``forward`` (``LossInfo.inputs``) for a prediction
 INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "weights": lambda pred, g: (0.5 + torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(pred.dtype),
+    # a guiding RGB image (ranking's edge-guided pairs)
+    "image": lambda pred, g: torch.rand(
+        (pred.shape[0], 3, pred.shape[-2], pred.shape[-1]), generator=g, dtype=torch.float64
+    ).to(pred.dtype),
 }
 
 
@@ -102,6 +106,8 @@ def small_kwargs(name: str) -> Dict[str, Any]:
     for key in ("num_scales", "scales"):
         if key in defaults:
             out[key] = 2
+    if "seed" in defaults:  # losses that sample (ranking): the same samples on every call
+        out["seed"] = 0
     return out
 
 

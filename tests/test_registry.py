@@ -60,6 +60,7 @@ EXPECTED_CLASSES = {
     "midas": MiDaSLoss,
     "scale-adaptive": ScaleAdaptiveLoss,
     "near-field-ssi-silog": NearFieldSSISilog,
+    "ranking": depthloss.RankingLoss,
 }
 
 

@@ -12,6 +12,7 @@ from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
 from depthloss.nn.progressive_ssi import ProgressiveSSILoss
+from depthloss.nn.ranking import RankingLoss
 from depthloss.nn.scale_adaptive import ScaleAdaptiveLoss
 from depthloss.nn.silog import SILogLoss
 from depthloss.nn.ssi import SSILoss
@@ -29,6 +30,7 @@ __all__ = [
     "MiDaSLoss",
     "NearFieldSSISilog",
     "ProgressiveSSILoss",
+    "RankingLoss",
     "SILogLoss",
     "SSILoss",
     "SSISilogLoss",
