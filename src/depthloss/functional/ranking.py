@@ -101,7 +101,7 @@ def _edges(
         window = torch.ones_like(x, dtype=torch.bool)
     else:  # log depth: edges measure relative depth jumps, the same for any scale of the target
         t = target.reshape(b, h, w).to(compute_dtype(target))
-        window = valid.reshape(b, h, w) & (t > 0)
+        window = valid.reshape(b, h, w)
         x = torch.where(window, torch.log(torch.where(window, t, torch.ones_like(t))), torch.zeros_like(t))
     window = sobel_mask(window) if h >= 3 and w >= 3 else torch.zeros_like(window)
     gx, gy = sobel(x)
@@ -159,7 +159,8 @@ def ranking_pairs(
 
     Args:
         target: ``(B, 1, H, W)`` or ``(B, H, W)`` depth (positive where valid).
-        mask: bool, same shape; ``None``: every pixel is valid.
+        mask: bool, same shape; ``None``: every pixel is valid. Pixels with a target ``<= 0`` or
+            NaN are never valid.
         image: optional ``(B, C, H, W)`` guiding image (e.g. RGB).
         num_pairs: pairs per image ``P`` (default 4000).
         edge_fraction: share of edge-guided pairs (default 0.75; 0 gives random pairs only).
@@ -192,7 +193,8 @@ def ranking_pairs(
         raise ValueError(f"image_channel must be < the image's {image.shape[1]} channels, got {image_channel}")
     b, h, w = target.shape[0], target.shape[-2], target.shape[-1]
     n = h * w
-    valid = torch.ones((b, n), dtype=torch.bool, device=target.device) if mask is None else mask.reshape(b, n)
+    positive = target.reshape(b, n) > 0  # NaN is not
+    valid = positive if mask is None else positive & mask.reshape(b, n)
     k = int(num_pairs * edge_fraction) // 3
 
     def draw(shape: Tuple[int, ...], stream: int) -> Tensor:
