@@ -1355,10 +1355,11 @@ def ranking(
         return torch.tensor(values, dtype=torch.float64)
     if reduction == "sum":
         return torch.tensor(math.fsum(values), dtype=torch.float64)
-    if reduction == "pixel-mean":
-        n_all = sum(valid_counts)
+    if reduction == "pixel-mean":  # images weighted by their valid pixels
+        pixels = [int((m[i] & (t[i] > 0)).sum()) for i in range(b)]
+        n_all = sum(pixels)
         return torch.tensor(
-            math.fsum(v * n for v, n in zip(values, valid_counts)) / n_all if n_all else 0.0, dtype=torch.float64
+            math.fsum(v * n for v, n in zip(values, pixels)) / n_all if n_all else 0.0, dtype=torch.float64
         )
     used = [v for v, n in zip(values, valid_counts) if n > 0]
     return torch.tensor(math.fsum(used) / len(used) if used else 0.0, dtype=torch.float64)
@@ -1386,7 +1387,7 @@ def ranking_pairs(
     authors' taps (``conv2d``; ``b`` points up): ``direction="authors"`` uses their
     ``theta = atan2(g_up, g_x)`` with rows + d sin(theta); ``"gradient"`` the downward
     derivative. The guiding map is the image (channel mean or ``image_channel``) or the log
-    target over valid pixels (full valid 3x3 windows only).
+    target, over full 3x3 windows of valid pixels only (the library's Sobel rule).
     """
     b = target.shape[0]
     h, w = target.shape[-2], target.shape[-1]
@@ -1402,10 +1403,10 @@ def ranking_pairs(
         if image is not None:
             img = image[i].double()
             x = img.mean(dim=0) if image_channel is None else img[image_channel]
-            window_ok = torch.ones(h, w, dtype=torch.bool)
+            x = torch.where(valid[i], x, 0.0)
         else:
             x = torch.where(valid[i], torch.log(torch.where(valid[i], t[i], 1.0)), 0.0)
-            window_ok = valid[i]
+        window_ok = valid[i]  # edges only where the whole 3x3 window is valid
         edges: List[Tuple[int, int, float]] = []  # (row, col, theta) of the edge pixels, row-major
         if k > 0 and h >= 3 and w >= 3:
             gx = F.conv2d(x.view(1, 1, h, w), tap_x)[0, 0]

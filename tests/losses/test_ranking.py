@@ -119,7 +119,8 @@ class TestRanking:
         module = build(NAME, "depth", seed=0)
         bad = [
             ({"image": torch.rand(2, 3, 8, 7)}, ValueError, r"image must have shape \(B, C, H, W\)"),
-            ({"image": torch.rand(2, 8, 8)}, ValueError, "image must have shape"),
+            ({"image": torch.rand(2, 8, 7)}, ValueError, "image must have shape"),
+            ({"image": torch.rand(2, 1, 1, 8, 8)}, ValueError, "image must have shape"),
             ({"image": torch.ones(2, 3, 8, 8, dtype=torch.int64)}, TypeError, "image must be a floating-point"),
             ({"pairs": torch.zeros(2, 5, 2)}, TypeError, "pairs must be an int64"),
             ({"pairs": torch.zeros(2, 5, dtype=torch.int64)}, ValueError, r"pairs must have shape \(B, P, 2\)"),

@@ -26,7 +26,7 @@ from depthloss.functional._plumbing import (
 from depthloss.functional.image import sobel, sobel_mask
 from depthloss.functional.sampling import check_generator, hashed_uniform, pick_valid, sample_distinct_pairs, uniform
 
-__all__ = ["RankingTerms", "ordinal_labels", "ranking", "ranking_pairs", "ranking_terms"]
+__all__ = ["RankingTerms", "ordinal_labels", "ranking", "ranking_pairs", "ranking_terms", "reduce_ranking"]
 
 Direction = Literal["gradient", "authors"]
 PairDenominator = Literal["valid", "all"]
@@ -61,7 +61,7 @@ def check_loss_args(tolerance: float, alpha: float, pair_denominator: str) -> No
 
 
 def check_image(image: Optional[Tensor], target: Tensor, name: str = "image") -> Optional[Tensor]:
-    """``None`` or a floating ``(B, C, H, W)`` tensor with ``target``'s batch, size and device."""
+    """``None``, or a floating ``(B, C, H, W)`` or ``(B, H, W)`` tensor with ``target``'s batch, size and device."""
     if image is None:
         return None
     if not isinstance(image, Tensor):
@@ -69,8 +69,10 @@ def check_image(image: Optional[Tensor], target: Tensor, name: str = "image") ->
     if not image.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {image.dtype}")
     b, h, w = target.shape[0], target.shape[-2], target.shape[-1]
-    if image.dim() != 4 or image.shape[0] != b or tuple(image.shape[-2:]) != (h, w):
-        raise ValueError(f"{name} must have shape (B, C, H, W) = ({b}, C, {h}, {w}), got {tuple(image.shape)}")
+    if image.dim() not in (3, 4) or image.shape[0] != b or tuple(image.shape[-2:]) != (h, w):
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W) or (B, H, W) = ({b}, C, {h}, {w}), got {tuple(image.shape)}"
+        )
     if image.device != target.device:
         raise ValueError(f"{name} must be on the same device as target: expected {target.device}, got {image.device}")
     return image
@@ -95,13 +97,16 @@ def _edges(
 ) -> Tuple[Tensor, Tensor, Tensor]:
     """``(magnitude, gx, gy)`` of the guiding map, ``(B, H, W)``, 0 where no full valid 3x3 window."""
     b, h, w = target.shape[0], target.shape[-2], target.shape[-1]
+    window = valid.reshape(b, h, w)  # only full 3x3 windows of valid pixels: junk never leaks
     if image is not None:
-        x = image.mean(dim=1) if image_channel is None else image[:, image_channel]
+        if image.dim() == 3:  # one channel
+            x = image
+        else:
+            x = image.mean(dim=1) if image_channel is None else image[:, image_channel]
         x = x.to(compute_dtype(x))
-        window = torch.ones_like(x, dtype=torch.bool)
+        x = torch.where(window, x, torch.zeros_like(x))
     else:  # log depth: edges measure relative depth jumps, the same for any scale of the target
         t = target.reshape(b, h, w).to(compute_dtype(target))
-        window = valid.reshape(b, h, w)
         x = torch.where(window, torch.log(torch.where(window, t, torch.ones_like(t))), torch.zeros_like(t))
     window = sobel_mask(window) if h >= 3 and w >= 3 else torch.zeros_like(window)
     gx, gy = sobel(x)
@@ -129,8 +134,9 @@ def ranking_pairs(
 
     **Edge-guided pairs** (Xian et al. 2020, "EGS"). Edges are the Sobel magnitude of the
     guiding map: the ``image`` (the mean of its channels, or channel ``image_channel``) when
-    given, else the log of the target over its valid pixels (a depth edge is a relative jump,
-    so the edges do not change with the target's scale). Edge pixels have a magnitude
+    given, else the log of the target (a depth edge is a relative jump, so the edges do not
+    change with the target's scale), where the whole 3x3 window is valid (the library's
+    Sobel rule: values at invalid pixels, of the image too, never reach the loss). Edge pixels have a magnitude
     ``> 0`` and ``>= edge_threshold`` times the image's largest. ``K = floor(num_pairs *
     edge_fraction / 3)`` anchors are drawn uniformly among them (with replacement); around
     each, four points ``a, b, c, d`` lie on the line through the anchor along the gradient
@@ -154,14 +160,15 @@ def ranking_pairs(
     their line runs *along* the edge (``direction="authors"`` reproduces it; the default
     follows the paper: across the edge). They take the image's first channel
     (``image_channel=0``); here the channel mean. A flat guiding map has no edge pixels here
-    (theirs: every pixel, with ``θ = 0``). Random pairs are independent draws of two distinct
+    (theirs: every pixel, with ``θ = 0``); their image edges also cover windows with invalid
+    depth. Random pairs are independent draws of two distinct
     pixels (theirs: disjoint pairs of one permutation).
 
     Args:
         target: ``(B, 1, H, W)`` or ``(B, H, W)`` depth (positive where valid).
         mask: bool, same shape; ``None``: every pixel is valid. Pixels with a target ``<= 0`` or
             NaN are never valid.
-        image: optional ``(B, C, H, W)`` guiding image (e.g. RGB).
+        image: optional ``(B, C, H, W)`` guiding image (e.g. RGB), or ``(B, H, W)`` (one channel).
         num_pairs: pairs per image ``P`` (default 4000).
         edge_fraction: share of edge-guided pairs (default 0.75; 0 gives random pairs only).
         min_distance, max_distance: range of the point distances in pixels (default 2, 30).
@@ -189,7 +196,7 @@ def ranking_pairs(
     check_generator(generator, target)
     if seed is not None:
         check_int("seed", seed, low=0)
-    if image is not None and image_channel is not None and image_channel >= image.shape[1]:
+    if image is not None and image.dim() == 4 and image_channel is not None and image_channel >= image.shape[1]:
         raise ValueError(f"image_channel must be < the image's {image.shape[1]} channels, got {image_channel}")
     b, h, w = target.shape[0], target.shape[-2], target.shape[-1]
     n = h * w
@@ -259,6 +266,7 @@ class RankingTerms(NamedTuple):
     n_drawn: Tensor  # pairs that were drawn (index >= 0), valid or not
     n_ordered: Tensor  # valid pairs with label ±1
     n_correct: Tensor  # ... whose prediction order agrees with the label
+    n_pixels: Tensor  # valid pixels (the weights of reduction="pixel-mean")
 
 
 def ranking_terms(
@@ -280,7 +288,10 @@ def ranking_terms(
     wf = w.to(z.dtype)
     ordered = w & (label != 0)
     correct = ordered & (torch.sign(z) == label)
-    sums = [(wf * per_pair).sum(-1), wf.sum(-1), drawn.to(z.dtype).sum(-1), ordered.sum(-1), correct.sum(-1)]
+    sums = [
+        (wf * per_pair).sum(-1), wf.sum(-1), drawn.to(z.dtype).sum(-1), ordered.sum(-1), correct.sum(-1),
+        positive.sum(-1),
+    ]  # fmt: skip
     if scope != "image":
         sums = [s.sum().reshape(1) for s in sums]
     return RankingTerms(*sums)
@@ -344,7 +355,7 @@ def ranking(
         target: same shape, positive where valid. Depth and inverse depth give the same equal
             pairs (the band is symmetric in log) with negated labels; the module ranks depth.
         mask: bool, same shape; ``None``: every pixel is valid.
-        image: optional ``(B, C, H, W)`` guiding image; ``None``: edges of the target.
+        image: optional ``(B, C, H, W)`` (or ``(B, H, W)``) guiding image; ``None``: edges of the target.
         num_pairs, edge_fraction, min_distance, max_distance, edge_threshold, image_channel,
             direction: sampling, see :func:`ranking_pairs` (ignored when ``pairs`` is given).
         tolerance: relative tolerance ``σ`` of "equal" depths (default 0.03, the authors').
@@ -356,7 +367,7 @@ def ranking(
             ``torch.compile(fullgraph=True)``; compile with ``None`` or pass ``pairs``).
         seed: optional ``int``: deterministic, traceable counter-based sampling instead.
         reduction: ``"mean"`` over images with a valid pair, ``"sum"``, ``"none"`` or
-            ``"pixel-mean"`` (images weighted by their valid pairs: the pooled pair mean).
+            ``"pixel-mean"`` (images weighted by their valid pixels, the library's convention).
         scope: ``"image"`` (default) or ``"batch"`` (one mean over the batch's pairs).
 
     Returns:
@@ -384,5 +395,11 @@ def ranking(
             image_channel, direction, generator=generator, seed=seed,
         )  # fmt: skip
     terms = ranking_terms(pred, target, mask, pairs, tolerance, alpha, scope)
+    return reduce_ranking(terms, pair_denominator, reduction)
+
+
+def reduce_ranking(terms: RankingTerms, pair_denominator: str, reduction: str) -> Tensor:
+    """Per-image means over the pairs, reduced over images (``"pixel-mean"``: weighted by valid pixels)."""
     den = terms.n_valid if pair_denominator == "valid" else terms.n_drawn
-    return reduce_images(safe_div(terms.loss_sum, den), terms.n_valid, reduction)
+    count = terms.n_pixels if reduction == "pixel-mean" else terms.n_valid
+    return reduce_images(safe_div(terms.loss_sum, den), count, reduction)

@@ -9,7 +9,7 @@ from torch import Tensor
 
 import depthloss.functional as DF
 from depthloss._checks import check_int, check_pair
-from depthloss.functional._plumbing import reduce_images, safe_div
+from depthloss.functional._plumbing import safe_div
 from depthloss.functional.ranking import (
     Direction,
     PairDenominator,
@@ -18,6 +18,7 @@ from depthloss.functional.ranking import (
     check_pairs,
     check_sampling_args,
     ranking_terms,
+    reduce_ranking,
 )
 from depthloss.functional.sampling import check_generator
 from depthloss.nn.base import DepthLoss
@@ -114,7 +115,12 @@ class RankingLoss(DepthLoss):
         check_pair(pred, target)
         check_image(inputs.get("image"), target)
         image = inputs.get("image")
-        if image is not None and self.image_channel is not None and self.image_channel >= image.shape[1]:
+        if (
+            image is not None
+            and image.dim() == 4
+            and self.image_channel is not None
+            and self.image_channel >= image.shape[1]
+        ):
             raise ValueError(f"image_channel={self.image_channel} but image has {image.shape[1]} channels")
         if pairs is not None:
             check_pairs(pairs, pred)
@@ -132,8 +138,7 @@ class RankingLoss(DepthLoss):
                 generator=inputs.get("generator"), seed=self.seed,
             )  # fmt: skip
         terms = ranking_terms(p, t, mask, pairs, self.tolerance, self.alpha, self.scope)
-        den = terms.n_valid if self.pair_denominator == "valid" else terms.n_drawn
-        loss = reduce_images(safe_div(terms.loss_sum, den), terms.n_valid, self.reduction)
+        loss = reduce_ranking(terms, self.pair_denominator, self.reduction)
         ordered = terms.n_ordered.sum().to(p.dtype)
         metrics = {
             "pair_accuracy": safe_div(terms.n_correct.sum().to(p.dtype), ordered),
