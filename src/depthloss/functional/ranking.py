@@ -225,7 +225,8 @@ def ranking_pairs(
         u = draw((4, k), 2)
         span = max_distance - min_distance + 1
         dist = (min_distance + (u * span).floor()).clamp(max=max_distance)
-        sign = torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=torch.float64, device=target.device).reshape(1, 4, 1)
+        quarter = torch.arange(4, device=target.device).reshape(1, 4, 1)
+        sign = torch.where(quarter < 2, -1.0, 1.0).to(torch.float64)  # a, b before the edge; c, d after
         dist = dist * sign
         cols = (col.unsqueeze(1) + torch.round(dist * cos.unsqueeze(1)).long()).clamp(0, w - 1)
         rows = (row.unsqueeze(1) + torch.round(dist * sin.unsqueeze(1)).long()).clamp(0, h - 1)
