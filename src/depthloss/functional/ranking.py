@@ -383,9 +383,9 @@ def ranking(
         >>> target = torch.tensor([[[1.0, 2.0], [4.0, 4.05]]])
         >>> pairs = torch.tensor([[[0, 1], [1, 2], [2, 3]]])  # 1 < 2, 2 < 4, 4 ≈ 4.05
         >>> ranking(target, target, pairs=pairs)  # (log(1 + e^-1) + log(1 + e^-2) + 0.05^2) / 3
-        tensor(0.1484)
+        tensor(0.1476)
         >>> ranking(target + 7.0, target, pairs=pairs)  # only differences of pred count
-        tensor(0.1484)
+        tensor(0.1476)
     """
     check_loss_args(tolerance, alpha, pair_denominator)
     check_reduction(reduction, scope, SCOPES, "ranking")
