@@ -1340,7 +1340,8 @@ def ranking(
                 unequal_terms.append(0.0)
             else:
                 equal_terms.append(0.0)
-                unequal_terms.append(math.log(1.0 + math.exp(-r * z)))
+                x = -r * z  # log(1 + e^x), written without overflow for large x
+                unequal_terms.append(max(x, 0.0) + math.log1p(math.exp(-abs(x))))
         # "all": alpha * equal_loss.mean() + unequal_loss.mean() over every drawn pair (the authors')
         sums.append(alpha * math.fsum(equal_terms) + math.fsum(unequal_terms))
         valid_counts.append(n_valid)

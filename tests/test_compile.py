@@ -213,6 +213,7 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         *(DF.near_field_weights(t, th, 5.0, 0.3, mode) for mode in ("smooth", "linear", "step")),
         DF.scale_weights(pr, 4), *(DF.schedule(pr, kind, 1.0, 0.2) for kind in ("linear", "cosine", "step", "constant")),
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
+        DF.ranking(p, t, m, num_pairs=30, seed=0), DF.ranking_pairs(t, m, num_pairs=30, seed=1).float(),
     ]  # fmt: skip
     return out
 
