@@ -1327,7 +1327,8 @@ def ranking(
             if ia < 0 or ib < 0 or ia >= p.shape[1] or ib >= p.shape[1]:
                 continue
             n_drawn += 1
-            ok = bool(m[i, ia]) and bool(m[i, ib]) and float(t[i, ia]) > 0 and float(t[i, ib]) > 0
+            ta, tb = float(t[i, ia]), float(t[i, ib])
+            ok = bool(m[i, ia]) and bool(m[i, ib]) and 0 < ta < math.inf and 0 < tb < math.inf
             if not ok:  # the authors' consistency mask: the pair counts as 0
                 equal_terms.append(0.0)
                 unequal_terms.append(0.0)
@@ -1357,7 +1358,7 @@ def ranking(
     if reduction == "sum":
         return torch.tensor(math.fsum(values), dtype=torch.float64)
     if reduction == "pixel-mean":  # images weighted by their valid pixels
-        pixels = [int((m[i] & (t[i] > 0)).sum()) for i in range(b)]
+        pixels = [int((m[i] & torch.isfinite(t[i]) & (t[i] > 0)).sum()) for i in range(b)]
         n_all = sum(pixels)
         return torch.tensor(
             math.fsum(v * n for v, n in zip(values, pixels)) / n_all if n_all else 0.0, dtype=torch.float64
@@ -1394,7 +1395,7 @@ def ranking_pairs(
     h, w = target.shape[-2], target.shape[-1]
     t = target.double().reshape(b, h, w)
     m = torch.ones(b, h, w, dtype=torch.bool) if mask is None else mask.reshape(b, h, w)
-    valid = m & (t > 0)
+    valid = m & torch.isfinite(t) & (t > 0)
     k = int(num_pairs * edge_fraction) // 3
     r_num = num_pairs - 3 * k
     tap_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64).view(1, 1, 3, 3)

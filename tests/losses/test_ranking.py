@@ -288,6 +288,17 @@ class TestRanking:
             sum(per) / 4
         )
 
+    def test_junk_target_without_a_mask(self) -> None:
+        """Without a mask, targets that are 0, negative, NaN or inf are invalid: the loss equals the
+        loss with that mask, finite, and the oracle agrees."""
+        pred, target, mask = oracle_pair((2, 1, 9, 10), "random", 6, torch.float64)  # junk off the mask
+        pairs = DF.ranking_pairs(target, num_pairs=P, seed=0)
+        assert torch.equal(pairs, DF.ranking_pairs(target, mask, num_pairs=P, seed=0))
+        got = DF.ranking(pred, target, pairs=pairs, reduction="none")
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, DF.ranking(pred, target, mask, pairs=pairs, reduction="none"))
+        assert_matches(got, R.ranking(pred, target, pairs=pairs, reduction="none"), torch.float64)
+
     def test_labels_from_inverse_depth_are_negated(self) -> None:
         t = 0.5 + 3.0 * torch.rand(2, 500, generator=gen(0), dtype=torch.float64)
         for tol in (0.0, 0.03, 0.2):

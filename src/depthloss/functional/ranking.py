@@ -135,14 +135,14 @@ def ranking_pairs(
     **Edge-guided pairs** (Xian et al. 2020, "EGS"). Edges are the Sobel magnitude of the
     guiding map: the ``image`` (the mean of its channels, or channel ``image_channel``) when
     given, else the log of the target (a depth edge is a relative jump, so the edges do not
-    change with the target's scale), where the whole 3x3 window is valid (the library's
-    Sobel rule: values at invalid pixels, of the image too, never reach the loss). Edge pixels have a magnitude
-    ``> 0`` and ``>= edge_threshold`` times the image's largest. ``K = floor(num_pairs *
-    edge_fraction / 3)`` anchors are drawn uniformly among them (with replacement); around
-    each, four points ``a, b, c, d`` lie on the line through the anchor along the gradient
-    direction ``θ`` at signed distances ``-δ_a, -δ_b, +δ_c, +δ_d``, each ``δ`` uniform in
-    ``{min_distance, ..., max_distance}`` (rounded to pixels, clamped to the image), giving
-    the pairs ``(a, b), (b, c), (c, d)``: ``(b, c)`` straddles the edge.
+    change with the target's scale), where the whole 3x3 window is valid (the library's Sobel
+    rule: values at invalid pixels, of the image too, never reach the loss). Edge pixels have
+    a magnitude ``> 0`` and ``>= edge_threshold`` times the image's largest. ``K =
+    floor(num_pairs * edge_fraction / 3)`` anchors are drawn uniformly among them (with
+    replacement); around each, four points ``a, b, c, d`` lie on the line through the anchor
+    along the gradient direction ``θ`` at signed distances ``-δ_a, -δ_b, +δ_c, +δ_d``, each
+    ``δ`` uniform in ``{min_distance, ..., max_distance}`` (rounded to pixels, clamped to the
+    image), giving the pairs ``(a, b), (b, c), (c, d)``: ``(b, c)`` straddles the edge.
 
     **Random pairs** ("RS"): the remaining ``num_pairs - 3K`` pairs are two distinct valid
     pixels, uniform (:func:`~depthloss.functional.sampling.sample_distinct_pairs`).
@@ -161,13 +161,13 @@ def ranking_pairs(
     follows the paper: across the edge). They take the image's first channel
     (``image_channel=0``); here the channel mean. A flat guiding map has no edge pixels here
     (theirs: every pixel, with ``θ = 0``); their image edges also cover windows with invalid
-    depth. Random pairs are independent draws of two distinct
-    pixels (theirs: disjoint pairs of one permutation).
+    depth. Random pairs are independent draws of two distinct pixels (theirs: disjoint pairs
+    of one permutation).
 
     Args:
         target: ``(B, 1, H, W)`` or ``(B, H, W)`` depth (positive where valid).
-        mask: bool, same shape; ``None``: every pixel is valid. Pixels with a target ``<= 0`` or
-            NaN are never valid.
+        mask: bool, same shape; ``None``: every pixel is valid. Pixels with a target ``<= 0``,
+            NaN or inf are never valid.
         image: optional ``(B, C, H, W)`` guiding image (e.g. RGB), or ``(B, H, W)`` (one channel).
         num_pairs: pairs per image ``P`` (default 4000).
         edge_fraction: share of edge-guided pairs (default 0.75; 0 gives random pairs only).
@@ -200,7 +200,8 @@ def ranking_pairs(
         raise ValueError(f"image_channel must be < the image's {image.shape[1]} channels, got {image_channel}")
     b, h, w = target.shape[0], target.shape[-2], target.shape[-1]
     n = h * w
-    positive = target.reshape(b, n) > 0  # NaN is not
+    flat_t = target.reshape(b, n)
+    positive = torch.isfinite(flat_t) & (flat_t > 0)
     valid = positive if mask is None else positive & mask.reshape(b, n)
     k = int(num_pairs * edge_fraction) // 3
 
@@ -280,11 +281,12 @@ def ranking_terms(
     drawn = ((pairs >= 0) & (pairs < n)).all(dim=-1)  # (B, P)
     idx = pairs.clamp(min=0, max=max(n - 1, 0))
     ia, ib = idx[..., 0], idx[..., 1]
-    positive = p.valid & (p.target > 0)
+    positive = p.valid & torch.isfinite(p.target) & (p.target > 0)
     t = torch.where(positive, p.target, torch.ones_like(p.target))
     w = drawn & positive.gather(1, ia) & positive.gather(1, ib)
     label = ordinal_labels(t.gather(1, ia), t.gather(1, ib), tolerance)
-    z = p.pred.gather(1, ia) - p.pred.gather(1, ib)  # the loss sees pred only through differences
+    x = torch.where(positive, p.pred, torch.ones_like(p.pred))  # junk off the valid pixels never reaches a value
+    z = x.gather(1, ia) - x.gather(1, ib)  # the loss sees pred only through differences
     per_pair = torch.where(label == 0, alpha * z * z, F.softplus(-label * z))
     wf = w.to(z.dtype)
     ordered = w & (label != 0)
