@@ -335,6 +335,17 @@ class TestRanking:
         rng = torch.compile(plain, fullgraph=True, backend="eager", dynamic=True)
         first, second = rng(inputs.pred, inputs.target), rng(inputs.pred, inputs.target)
         assert torch.isfinite(first) and first != second  # the global RNG traces: new pairs every call
+        # a generator argument: dynamo 2.13 cannot trace it (fullgraph raises); should a later torch
+        # trace it, the draw must equal eager's
+        with_gen = torch.compile(
+            lambda p, t, g: DF.ranking(p, t, num_pairs=50, generator=g), fullgraph=True, backend="eager"
+        )
+        try:
+            traced = with_gen(inputs.pred, inputs.target, gen(4))
+        except torch._dynamo.exc.Unsupported:
+            pass
+        else:
+            torch.testing.assert_close(traced, DF.ranking(inputs.pred, inputs.target, num_pairs=50, generator=gen(4)))
 
     # -- properties ---------------------------------------------------------------------------
     @settings(max_examples=15, deadline=None)

@@ -366,8 +366,9 @@ def ranking(
         pair_denominator: ``"valid"`` (default) or ``"all"`` (the authors': all drawn pairs).
         pairs: optional int64 ``(B, P, 2)`` flat pixel indices (``-1``: no pair), e.g. from
             :func:`ranking_pairs`; indices outside ``[0, H*W)`` count as no pair.
-        generator: optional ``torch.Generator`` for the sampling (not traceable by
-            ``torch.compile(fullgraph=True)``; compile with ``None`` or pass ``pairs``).
+        generator: optional ``torch.Generator`` for the sampling (eager only: under
+            ``torch.compile(fullgraph=True)`` torch 2.13 raises ``Unsupported`` for it; compile
+            with the global RNG, a ``seed``, or pre-drawn ``pairs``).
         seed: optional ``int``: deterministic, traceable counter-based sampling instead.
         reduction: ``"mean"`` over images with a valid pair, ``"sum"``, ``"none"`` or
             ``"pixel-mean"`` (images weighted by their valid pixels, the library's convention).
