@@ -207,6 +207,16 @@ class TestRanking:
         assert ((across // 16)[..., 0] == (across // 16)[..., 1]).all()  # along the gradient: a row
         assert ((cols[..., 0] - cols[..., 1]).abs() <= 12).all()
 
+    def test_image_layouts(self) -> None:
+        """A ``(B, H, W)`` image is one channel; ``image_channel`` picks one of ``(B, C, H, W)``."""
+        target = 1.0 + torch.rand(2, 1, 12, 12, generator=gen(0))
+        img = torch.rand(2, 3, 12, 12, generator=gen(1))
+        draw = lambda image, **kw: DF.ranking_pairs(target, image=image, num_pairs=60, seed=1, **kw)  # noqa: E731
+        assert torch.equal(draw(img[:, 1]), draw(img[:, 1:2]))
+        assert torch.equal(draw(img, image_channel=2), draw(img[:, 2]))
+        assert torch.equal(draw(img), draw(img.mean(dim=1)))
+        assert not torch.equal(draw(img), draw(None))
+
     def test_authors_direction_runs_along_oblique_edges(self) -> None:
         """The authors' y tap points up: on a diagonal edge their line is along it; the default crosses it."""
         r, c = torch.meshgrid(torch.arange(24.0), torch.arange(24.0), indexing="ij")
