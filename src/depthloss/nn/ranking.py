@@ -59,10 +59,8 @@ class RankingLoss(DepthLoss):
     formula = "mean over valid pairs of log(1 + exp(-r (z_i - z_j))) (r = +-1), alpha (z_i - z_j)^2 (r = 0)"
     when = "Relative depth from ordinal or mixed-source labels; sharp depth edges (edge-guided pairs)."
     loss_space = "depth"
-    # pred -> pred + c leaves the loss unchanged on the same pairs (tested in
-    # tests/losses/test_ranking.py with fixed pairs); not declared, as the registry-wide property
-    # test compares two calls of a default module, which draw different pairs.
-    invariances = ()
+    # pred -> pred + c (in depth) leaves the loss unchanged on the same pairs: only differences count
+    invariances = ("shift",)
     functional = staticmethod(DF.ranking)
     inputs = ("image",)
 
