@@ -203,7 +203,10 @@ def loss_case(name: str, inputs: Inputs, progress: float = PROGRESS) -> LossCase
             if pname not in EXTRA_INPUTS:
                 raise KeyError(f"loss {name!r} needs the input {pname!r}: add a builder to gpu_check.EXTRA_INPUTS")
             kwargs[pname] = EXTRA_INPUTS[pname](inputs)
-    return LossCase(name, {"input_space": space}, pred, target, kwargs)
+    module_kwargs: Dict[str, Any] = {"input_space": space}
+    if "seed" in info.defaults:  # losses that sample (ranking): the same samples on the device and the reference
+        module_kwargs["seed"] = 0
+    return LossCase(name, module_kwargs, pred, target, kwargs)
 
 
 def _cast_case(case: LossCase, device: torch.device, precision: Precision) -> Tuple[Tensor, Tensor, Dict[str, Any]]:

@@ -56,6 +56,9 @@ class Case:
 
 
 def _module(name: str, **kwargs: Any) -> LossCall:
+    if "seed" in depthloss.loss_info(name).defaults:  # sampling losses (ranking): seeded draws are per image
+        kwargs = {"seed": 0, **kwargs}
+
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
         return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(pred, target, progress=PROGRESS)
 

@@ -86,6 +86,10 @@ INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "weights": lambda pred, g: (0.5 + torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(pred.dtype),
     # hdn-random: pre-drawn uniforms, 4 windows and 4 depth ranges per image (the same contexts every call)
     "samples": lambda pred, g: torch.rand((pred.shape[0], 4, 6), generator=g, dtype=torch.float64).to(pred.dtype),
+    # a guiding RGB image (ranking's edge-guided pairs)
+    "image": lambda pred, g: torch.rand(
+        (pred.shape[0], 3, pred.shape[-2], pred.shape[-1]), generator=g, dtype=torch.float64
+    ).to(pred.dtype),
 }
 
 
@@ -104,6 +108,8 @@ def small_kwargs(name: str) -> Dict[str, Any]:
     for key in ("num_scales", "scales"):
         if key in defaults:
             out[key] = 2
+    if "seed" in defaults:  # losses that sample (ranking): the same samples on every call
+        out["seed"] = 0
     return out
 
 

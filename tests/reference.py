@@ -58,6 +58,8 @@ __all__ = [
     "near_field_ssi_silog",
     "near_field_weights",
     "progressive_ssi",
+    "ranking",
+    "ranking_pairs",
     "scale_adaptive",
     "scale_weights",
     "schedule",
@@ -1788,3 +1790,183 @@ def hdn_random(
         return out
 
     return _hdn_reduce(_hdn_families(pred, target, mask, scope, eps, min_pixels, families), reduction, scope)
+
+
+# --------------------------------------------------------------------------------------------
+# ranking (DIW / structure-guided ranking loss): pairwise ordinal loss and edge-guided sampling
+# --------------------------------------------------------------------------------------------
+def _ranking_label(ta: float, tb: float, sigma: float) -> int:
+    """The authors' ordinal label from the depth ratio (without their +1e-6); equal depths are 0."""
+    ratio = ta / tb
+    if ratio == 1.0:
+        return 0
+    if ratio >= 1.0 + sigma:
+        return 1
+    if ratio <= 1.0 / (1.0 + sigma):
+        return -1
+    return 0
+
+
+def ranking(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    *,
+    pairs: Tensor,
+    tolerance: float = 0.03,
+    alpha: float = 1.0,
+    pair_denominator: str = "valid",
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """DIW / Xian et al. per image over the given ``(B, P, 2)`` flat pixel pairs (-1: no pair).
+
+    Pair loss ``log(1 + exp(-r (z_A - z_B)))`` for ``r = +-1`` and ``alpha (z_A - z_B)^2`` for
+    ``r = 0``, counted where both pixels are valid (positive target, in the mask). Per image:
+    the sum over the valid pairs divided by their number (``"valid"``), or the authors'
+    ``alpha * equal_loss.mean() + unequal_loss.mean()`` over every drawn pair (``"all"``).
+    """
+    b = pred.shape[0]
+    p = pred.double().reshape(b, -1)
+    t = target.double().reshape(b, -1)
+    m = torch.ones_like(p, dtype=torch.bool) if mask is None else mask.reshape(b, -1)
+    sums: List[float] = []
+    valid_counts: List[int] = []
+    drawn_counts: List[int] = []
+    for i in range(b):
+        equal_terms: List[float] = []
+        unequal_terms: List[float] = []
+        n_valid = 0
+        n_drawn = 0
+        for ia, ib in pairs[i].tolist():
+            if ia < 0 or ib < 0 or ia >= p.shape[1] or ib >= p.shape[1]:
+                continue
+            n_drawn += 1
+            ta, tb = float(t[i, ia]), float(t[i, ib])
+            ok = bool(m[i, ia]) and bool(m[i, ib]) and 0 < ta < math.inf and 0 < tb < math.inf
+            if not ok:  # the authors' consistency mask: the pair counts as 0
+                equal_terms.append(0.0)
+                unequal_terms.append(0.0)
+                continue
+            n_valid += 1
+            r = _ranking_label(float(t[i, ia]), float(t[i, ib]), tolerance)
+            z = float(p[i, ia]) - float(p[i, ib])
+            if r == 0:
+                equal_terms.append(z * z)
+                unequal_terms.append(0.0)
+            else:
+                equal_terms.append(0.0)
+                x = -r * z  # log(1 + e^x), written without overflow for large x
+                unequal_terms.append(max(x, 0.0) + math.log1p(math.exp(-abs(x))))
+        # "all": alpha * equal_loss.mean() + unequal_loss.mean() over every drawn pair (the authors')
+        sums.append(alpha * math.fsum(equal_terms) + math.fsum(unequal_terms))
+        valid_counts.append(n_valid)
+        drawn_counts.append(n_drawn)
+    den = valid_counts if pair_denominator == "valid" else drawn_counts
+    if scope == "batch":
+        total_den = sum(den)
+        value = math.fsum(sums) / total_den if total_den > 0 else 0.0
+        return torch.tensor(value if sum(valid_counts) > 0 else 0.0, dtype=torch.float64)
+    values = [s / d if d > 0 and n > 0 else 0.0 for s, d, n in zip(sums, den, valid_counts)]
+    if reduction == "none":
+        return torch.tensor(values, dtype=torch.float64)
+    if reduction == "sum":
+        return torch.tensor(math.fsum(values), dtype=torch.float64)
+    if reduction == "pixel-mean":  # images weighted by their valid pixels
+        pixels = [int((m[i] & torch.isfinite(t[i]) & (t[i] > 0)).sum()) for i in range(b)]
+        n_all = sum(pixels)
+        return torch.tensor(
+            math.fsum(v * n for v, n in zip(values, pixels)) / n_all if n_all else 0.0, dtype=torch.float64
+        )
+    used = [v for v, n in zip(values, valid_counts) if n > 0]
+    return torch.tensor(math.fsum(used) / len(used) if used else 0.0, dtype=torch.float64)
+
+
+def ranking_pairs(
+    target: Tensor,
+    mask: Optional[Tensor],
+    image: Optional[Tensor],
+    num_pairs: int,
+    edge_fraction: float,
+    min_distance: int,
+    max_distance: int,
+    edge_threshold: float,
+    image_channel: Optional[int],
+    direction: str,
+    *,
+    anchor_u: Tensor,
+    dist_u: Tensor,
+    pair_u: Tensor,
+) -> Tensor:
+    """Xian et al.'s edgeGuidedSampling + random pairs, one image at a time, from given uniforms.
+
+    ``anchor_u`` ``(B, K)``, ``dist_u`` ``(B, 4, K)``, ``pair_u`` ``(B, R, 2)``. Sobel with the
+    authors' taps (``conv2d``; ``b`` points up): ``direction="authors"`` uses their
+    ``theta = atan2(g_up, g_x)`` with rows + d sin(theta); ``"gradient"`` the downward
+    derivative. The guiding map is the image (channel mean or ``image_channel``) or the log
+    target, over full 3x3 windows of valid pixels only (the library's Sobel rule).
+    """
+    b = target.shape[0]
+    h, w = target.shape[-2], target.shape[-1]
+    t = target.double().reshape(b, h, w)
+    m = torch.ones(b, h, w, dtype=torch.bool) if mask is None else mask.reshape(b, h, w)
+    valid = m & torch.isfinite(t) & (t > 0)
+    k = int(num_pairs * edge_fraction) // 3
+    r_num = num_pairs - 3 * k
+    tap_x = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=torch.float64).view(1, 1, 3, 3)
+    tap_up = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]], dtype=torch.float64).view(1, 1, 3, 3)
+    out = torch.full((b, num_pairs, 2), -1, dtype=torch.int64)
+    for i in range(b):
+        if image is not None:
+            img = image[i].double()
+            x = img.mean(dim=0) if image_channel is None else img[image_channel]
+            x = torch.where(valid[i], x, 0.0)
+        else:
+            x = torch.where(valid[i], torch.log(torch.where(valid[i], t[i], 1.0)), 0.0)
+        window_ok = valid[i]  # edges only where the whole 3x3 window is valid
+        edges: List[Tuple[int, int, float]] = []  # (row, col, theta) of the edge pixels, row-major
+        if k > 0 and h >= 3 and w >= 3:
+            gx = F.conv2d(x.view(1, 1, h, w), tap_x)[0, 0]
+            g_up = F.conv2d(x.view(1, 1, h, w), tap_up)[0, 0]
+            mag = torch.zeros(h, w, dtype=torch.float64)
+            for rr in range(1, h - 1):
+                for cc in range(1, w - 1):
+                    if bool(window_ok[rr - 1 : rr + 2, cc - 1 : cc + 2].all()):
+                        mag[rr, cc] = math.hypot(float(gx[rr - 1, cc - 1]), float(g_up[rr - 1, cc - 1]))
+            top = float(mag.max())
+            for rr in range(h):
+                for cc in range(w):
+                    v = float(mag[rr, cc])
+                    if v > 0 and v >= edge_threshold * top:
+                        gxv, gup = float(gx[rr - 1, cc - 1]), float(g_up[rr - 1, cc - 1])
+                        theta = math.atan2(gup, gxv) if direction == "authors" else math.atan2(-gup, gxv)
+                        edges.append((rr, cc, theta))
+        if k > 0 and edges:
+            points = []
+            for j in range(k):
+                rank = min(math.floor(float(anchor_u[i, j]) * len(edges)), len(edges) - 1)
+                row, col, theta = edges[rank]
+                pts = []
+                for q, sign in enumerate((-1, -1, 1, 1)):
+                    d = min(
+                        min_distance + math.floor(float(dist_u[i, q, j]) * (max_distance - min_distance + 1)),
+                        max_distance,
+                    )
+                    cc = min(max(col + round(sign * d * math.cos(theta)), 0), w - 1)
+                    rr = min(max(row + round(sign * d * math.sin(theta)), 0), h - 1)
+                    pts.append(rr * w + cc)
+                points.append(pts)
+            for block in range(3):  # A = cat(a, b, c), B = cat(b, c, d)
+                for j in range(k):
+                    out[i, block * k + j, 0] = points[j][block]
+                    out[i, block * k + j, 1] = points[j][block + 1]
+        valid_list = [q for q in range(h * w) if bool(valid[i].reshape(-1)[q])]
+        n = len(valid_list)
+        if n >= 2:
+            for j in range(r_num):
+                k1 = min(math.floor(float(pair_u[i, j, 0]) * n), n - 1)
+                step = min(math.floor(float(pair_u[i, j, 1]) * (n - 1)), n - 2)
+                k2 = (k1 + 1 + step) % n
+                out[i, 3 * k + j, 0] = valid_list[k1]
+                out[i, 3 * k + j, 1] = valid_list[k2]
+    return out

@@ -217,6 +217,7 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         DF.depth_pro(p, t, m, num_scales=2), DF.grad_l1(p, t, m), DF.grad_l1(p, t, m, "atan", reduction="pixel-mean"),
         DF.hdn(p, t, m), DF.hdn(p, t, m, grouping="depth", bins="range", reduction="pixel-mean"),
         DF.hdn_random(p, t, m, samples=(w.flatten(1)[:, :18].reshape(2, 3, 6) - 0.1).clamp(0.0, 0.999)),
+        DF.ranking(p, t, m, num_pairs=30, seed=0), DF.ranking_pairs(t, m, num_pairs=30, seed=1).float(),
     ]  # fmt: skip
     return out
 

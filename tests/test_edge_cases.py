@@ -13,7 +13,7 @@ Expected values always come from ``reference.py`` (which does not import depthlo
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import pytest
 import torch
@@ -94,6 +94,23 @@ LOSSES: Dict[str, LossSpec] = {
         DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
     ),
 }
+
+
+def _ranking_oracle(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor], **kw: Any) -> torch.Tensor:
+    """The loop oracle on the pairs of the loop sampler, fed the uniforms ``ranking(seed=0)`` draws."""
+    from depthloss.functional.sampling import hashed_uniform
+
+    n, seed = kw.pop("num_pairs"), kw.pop("seed")
+    k = int(n * 0.75) // 3
+    b, r = pred.shape[0], n - 3 * k
+    u = [hashed_uniform(shape, pred, seed, i + 1).expand(b, *shape) for i, shape in enumerate(((k,), (4, k), (r, 2)))]
+    pairs = R.ranking_pairs(
+        target, mask, None, n, 0.75, 2, 30, 0.1, None, "gradient", anchor_u=u[0], dist_u=u[1], pair_u=u[2]
+    )
+    return R.ranking(pred, target, mask, pairs=pairs, **kw)
+
+
+LOSSES["ranking"] = LossSpec(DF.ranking, _ranking_oracle, {"num_pairs": 60, "seed": 0}, False)
 
 
 def loss_tolerance(name: str, case: Case, dtype: torch.dtype) -> Dict[str, float]:

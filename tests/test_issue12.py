@@ -93,6 +93,8 @@ B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
     "inv_to_depth": lambda p, t, m, w: DF.inv_to_depth(p),
     "near_field_weights": lambda p, t, m, w: DF.near_field_weights(p),
     "clamp_grad": lambda p, t, m, w: DF.clamp_grad(p, 1.0).sum(),
+    "ranking": lambda p, t, m, w: DF.ranking(p, t, m, num_pairs=30, seed=0),
+    "ranking_pairs": lambda p, t, m, w: DF.ranking_pairs(t, m, num_pairs=30, seed=0),
 }
 
 

@@ -67,6 +67,7 @@ EXPECTED_CLASSES = {
     "male": depthloss.MALELoss,
     "msge": depthloss.MSGELoss,
     "grad-l1": depthloss.GradL1Loss,
+    "ranking": depthloss.RankingLoss,
 }
 
 

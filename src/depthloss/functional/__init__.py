@@ -54,6 +54,7 @@ from depthloss.functional.mse import mse
 from depthloss.functional.msge import msge
 from depthloss.functional.near_field_ssi_silog import NearFieldConfig, near_field_ssi_silog
 from depthloss.functional.progressive_ssi import progressive_ssi
+from depthloss.functional.ranking import ranking, ranking_pairs
 from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
 from depthloss.functional.schedules import scale_weights, schedule
 from depthloss.functional.silog import silog
@@ -106,6 +107,8 @@ __all__ = [
     "near_field_ssi_silog",
     "near_field_weights",
     "progressive_ssi",
+    "ranking",
+    "ranking_pairs",
     "scale_adaptive",
     "scale_weights",
     "schedule",

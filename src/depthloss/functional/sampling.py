@@ -18,7 +18,15 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Samples", "check_generator", "sample_valid", "uniform"]
+__all__ = [
+    "Samples",
+    "check_generator",
+    "hashed_uniform",
+    "pick_valid",
+    "sample_distinct_pairs",
+    "sample_valid",
+    "uniform",
+]
 
 
 class Samples(NamedTuple):
@@ -75,3 +83,87 @@ def sample_valid(valid: Tensor, num: int, generator: Optional[torch.Generator] =
     k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))  # rank in [0, n)
     index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
     return Samples(index, (n > 0).expand_as(index))
+
+
+# -- counter-based uniforms, pairs of distinct valid pixels (ranking loss) -------------------
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(x: Tensor) -> Tensor:
+    """A 32-bit integer hash (xor-shift / multiply rounds) on int64 values in ``[0, 2^32)``.
+
+    The multipliers are below ``2^31``, so no product overflows int64: the same bits on every
+    device and backend.
+    """
+    for mult in (0x7FEB352D, 0x5BD1E995, 0x68E31DA5):
+        x = x ^ (x >> 16)
+        x = (x * mult) & _MASK32
+    return x ^ (x >> 15)
+
+
+def hashed_uniform(shape: Sequence[int], ref: Tensor, seed: int, stream: int = 0) -> Tensor:
+    """Deterministic float64 ``U[0, 1)`` of ``shape`` from ``(seed, stream, element index)``.
+
+    A counter-based generator: no state, traceable by ``torch.compile(fullgraph=True)``, the
+    same values on CPU and CUDA. Element ``i`` of the flattened ``shape`` always gets the same
+    value, so draws that do not include the batch dimension are the same for every image.
+    """
+    count = 1
+    for s in shape:
+        count *= int(s)
+    i = torch.arange(count, device=ref.device, dtype=torch.int64).reshape(tuple(shape))
+    key = _mix32(
+        torch.full((), (seed * 0x3C6EF35F + stream * 0x1B873593) & _MASK32, dtype=torch.int64, device=ref.device)
+    )
+    h = _mix32(_mix32((i ^ key) & _MASK32) ^ key)
+    return h.to(torch.float64) / float(2**32)
+
+
+def pick_valid(valid: Tensor, u: Tensor) -> Samples:
+    """Positions of the valid entries of rank ``floor(u n)`` per row (inverse CDF); ``u``: ``(G, M)`` in [0, 1)."""
+    running = valid.cumsum(dim=-1)
+    n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
+    k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))
+    index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
+    return Samples(index, (n > 0).expand_as(index))
+
+
+def sample_distinct_pairs(
+    valid: Tensor, num: int, generator: Optional[torch.Generator] = None, u: Optional[Tensor] = None
+) -> Samples:
+    """``num`` pairs per row of two *different* valid entries, each pair uniform over the ordered pairs.
+
+    Ranks ``k1`` uniform in ``[0, n)`` and ``k2 = (k1 + 1 + floor(u (n - 1))) mod n`` (never
+    ``k1``), mapped to positions by the running count of valid entries (as in
+    :func:`sample_valid`). Rows with fewer than two valid entries give position 0 and
+    ``ok = False``. Pairs are drawn independently (with replacement across pairs).
+
+    Args:
+        valid: ``(G, N)`` bool.
+        num: pairs per row, ``>= 0``.
+        generator: optional ``torch.Generator`` on ``valid``'s device.
+        u: optional pre-drawn uniforms of shape ``(G, num, 2)`` or ``(num, 2)`` (shared by the
+            rows) replacing the draw.
+
+    Returns:
+        :class:`Samples` with ``index`` of shape ``(G, num, 2)`` and ``ok`` of shape ``(G, num)``.
+
+    Example:
+        >>> valid = torch.tensor([[True, False, True, False]])
+        >>> s = sample_distinct_pairs(valid, 3, torch.Generator().manual_seed(0))
+        >>> bool((s.index[..., 0] != s.index[..., 1]).all()), bool(s.ok.all())
+        (True, True)
+    """
+    g = valid.shape[0]
+    running = valid.cumsum(dim=-1)  # (G, N) int64
+    n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
+    if u is None:
+        u = uniform((g, num, 2), valid, generator, torch.float64)
+    u = u.expand(g, num, 2)
+    n3 = n.unsqueeze(-1)  # (G, 1, 1)
+    k1 = (u[..., 0:1] * n3).floor().long().clamp(max=(n3 - 1).clamp(min=0))
+    step = (u[..., 1:2] * (n3 - 1).clamp(min=0)).floor().long().clamp(max=(n3 - 2).clamp(min=0))
+    k2 = torch.remainder(k1 + 1 + step, n3.clamp(min=1))
+    ranks = torch.cat([k1, k2], dim=-1).reshape(g, 2 * num)
+    index = torch.searchsorted(running, ranks + 1).clamp(max=max(valid.shape[-1] - 1, 0))
+    return Samples(index.reshape(g, num, 2), (n >= 2).expand(g, num))

@@ -19,6 +19,7 @@ from depthloss.nn.mse import MSELoss
 from depthloss.nn.msge import MSGELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
 from depthloss.nn.progressive_ssi import ProgressiveSSILoss
+from depthloss.nn.ranking import RankingLoss
 from depthloss.nn.scale_adaptive import ScaleAdaptiveLoss
 from depthloss.nn.silog import SILogLoss
 from depthloss.nn.ssi import SSILoss
@@ -43,6 +44,7 @@ __all__ = [
     "MiDaSLoss",
     "NearFieldSSISilog",
     "ProgressiveSSILoss",
+    "RankingLoss",
     "SILogLoss",
     "SSILoss",
     "SSISilogLoss",
