@@ -743,8 +743,11 @@ def test_declared_invariances_hold_for_the_module(name, case, ab):
     assume(_mad_ok(a * case.pred + b, case.mask, 1e-3))
     module = depthloss.get_loss(name, input_space=space, reduction="none")
     target = torch.where(case.mask, case.target, 0.0)
-    before = module(case.pred, target, progress=0.5)
-    after = module(a * case.pred + b, target, progress=0.5)
+    pred = case.pred
+    if info.input_layout == "video":  # an image as a one-frame clip (B, 1, H, W)
+        pred, target = (x if x.dim() == 4 else x.unsqueeze(1) for x in (pred, target))
+    before = module(pred, target, progress=0.5)
+    after = module(a * pred + b, target, progress=0.5)
     close(after, before, rtol=1e-6, atol=1e-8 * (1.0 + float(before.abs().max())))
 
 
