@@ -60,6 +60,8 @@ EXPECTED_CLASSES = {
     "midas": MiDaSLoss,
     "scale-adaptive": ScaleAdaptiveLoss,
     "near-field-ssi-silog": NearFieldSSISilog,
+    "temporal-gradient-matching": depthloss.TemporalGradientMatchingLoss,
+    "video-depth": depthloss.VideoDepthLoss,
 }
 
 
