@@ -182,18 +182,26 @@ class LossCase:
         return module
 
 
+def video_view(x: Tensor) -> Tensor:
+    """``(B, 1, H, W)`` maps as one ``(1, B, H, W)`` clip: the batch's images are its frames."""
+    return x.reshape(1, x.shape[0], x.shape[-2], x.shape[-1])
+
+
 def loss_case(name: str, inputs: Inputs, progress: float = PROGRESS) -> LossCase:
     """The module arguments and call arguments of loss ``name`` on ``inputs``.
 
     ``input_space`` is always explicit (:func:`input_space_for`). ``progress`` is a 0-dim
     tensor on the inputs' device. Required extra ``forward`` parameters come from
-    :data:`EXTRA_INPUTS`. Video losses taking ``(B, T, H, W)`` sequences would reshape the
-    maps here (e.g. ``pred.view(B // T, T, H, W)``), keyed on their registry metadata.
+    :data:`EXTRA_INPUTS`. Video losses (``input_layout="video"``) get the ``(B, 1, H, W)`` maps
+    as one ``(1, B, H, W)`` clip (:func:`video_view`).
     """
     info = depthloss.loss_info(name)
     space = input_space_for(name)
     pred, target = inputs.pair(space)
-    kwargs: Dict[str, Any] = {"mask": inputs.mask, "progress": torch.tensor(progress, device=inputs.mask.device)}
+    mask = inputs.mask
+    if info.input_layout == "video":
+        pred, target, mask = video_view(pred), video_view(target), video_view(mask)
+    kwargs: Dict[str, Any] = {"mask": mask, "progress": torch.tensor(progress, device=inputs.mask.device)}
     for pname, param in inspect.signature(info.cls.forward).parameters.items():
         if pname in _STANDARD_ARGS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue

@@ -207,6 +207,15 @@ def input_space(name: str) -> str:
     return "depth" if space == "depth" else "inverse"
 
 
+def loss_args(name: str, inputs: Inputs) -> Tuple[Tensor, Tensor, Tensor]:
+    """``(pred, target, mask)`` for loss ``name``; video losses get the batch as one ``(1, B, H, W)`` clip."""
+    pred, target = inputs.pair(input_space(name))
+    maps = (pred, target, inputs.mask)
+    if depthloss.loss_info(name).input_layout == "video":
+        return tuple(x.reshape(1, x.shape[0], x.shape[-2], x.shape[-1]) for x in maps)  # type: ignore[return-value]
+    return maps
+
+
 def build(name: str, device: torch.device) -> torch.nn.Module:
     return depthloss.get_loss(name, input_space=input_space(name)).to(device)
 
@@ -242,13 +251,13 @@ def bench_losses(
         for mode in modes:
             for flag in ACCEL_MODES[args.accel]:
                 module = build(name, device)
-                pred, target = inputs.pair(input_space(name))
+                pred, target, mask = loss_args(name, inputs)
                 fn: Callable[..., Tensor] = module
                 if mode == "compiled":
                     torch._dynamo.reset()
                     fn = torch.compile(module, fullgraph=True)
-                fwd = timed(forward_fn(fn, pred, target, inputs.mask), flag, args.min_run_time)
-                fb_run = forward_backward_fn(fn, pred, target, inputs.mask)
+                fwd = timed(forward_fn(fn, pred, target, mask), flag, args.min_run_time)
+                fb_run = forward_backward_fn(fn, pred, target, mask)
                 fwd_bwd = timed(fb_run, flag, args.min_run_time)
                 with accelerated(flag):
                     peak = peak_memory_mb(fb_run, device)
@@ -290,7 +299,7 @@ def bench_accel(
         return []
     rows = []
     for name in names:
-        run = forward_backward_fn(build(name, device), *inputs.pair(input_space(name)), inputs.mask)
+        run = forward_backward_fn(build(name, device), *loss_args(name, inputs))
         ref, acc, ratio = alternating(
             lambda run=run: timed(run, False, args.min_run_time),
             lambda run=run: timed(run, True, args.min_run_time),
@@ -344,10 +353,10 @@ def bench_compile_time(names: Sequence[str], device: torch.device) -> List[Compi
     for name in names:
         torch._dynamo.reset()
         fn = torch.compile(build(name, device), fullgraph=True)
-        pred, target = inputs.pair(input_space(name))
+        pred, target, mask = loss_args(name, inputs)
         leaf = pred.detach().clone().requires_grad_()
         start = time.perf_counter()
-        loss = fn(leaf, target, inputs.mask)
+        loss = fn(leaf, target, mask)
         mid = time.perf_counter()
         loss.backward()
         end = time.perf_counter()

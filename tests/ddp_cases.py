@@ -60,7 +60,10 @@ def _module(name: str, **kwargs: Any) -> LossCall:
         kwargs = {"seed": 0, **kwargs}
 
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-        return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(pred, target, progress=PROGRESS)
+        module = depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)
+        if module.input_layout == "video":  # the rows of each image as the frames of a clip: (B, H, 1, W)
+            pred, target = (x.reshape(x.shape[0], x.shape[-2], 1, x.shape[-1]) for x in (pred, target))
+        return module(pred, target, progress=PROGRESS)
 
     return call
 

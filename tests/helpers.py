@@ -134,6 +134,17 @@ class LossInputs(NamedTuple):
         return self.pred.detach().clone().requires_grad_(True)
 
 
+#: frames of the ``(B, T, H, W)`` clips built for ``input_layout="video"`` losses
+VIDEO_FRAMES = 3
+
+
+def layout_shape(shape: Tuple[int, ...], layout: str) -> Tuple[int, ...]:
+    """An image shape ``(B, 1, H, W)`` / ``(B, H, W)`` as the loss's layout: ``(B, T, H, W)`` for video."""
+    if layout != "video":
+        return shape
+    return (shape[0], VIDEO_FRAMES, shape[-2], shape[-1])
+
+
 def loss_inputs(
     name: str,
     space: str = "inverse",
@@ -154,7 +165,12 @@ def loss_inputs(
     them itself, e.g. near-field weights), and ``progress`` when given.
     """
     info = depthloss.loss_info(name)
+    shape = layout_shape(shape, info.input_layout)
     pred_d, target_d, valid = depth_case(shape, density, seed, low, high)
+    if info.input_layout == "video":  # a slowly drifting scene, the same pixels valid in every frame; pred flickers
+        drift = 1.0 + 0.01 * torch.arange(shape[1], dtype=torch.float64).reshape(1, -1, 1, 1)
+        flicker = 1.0 + 0.1 * torch.rand(shape, generator=gen(seed + 200), dtype=torch.float64)
+        pred_d, target_d, valid = pred_d[:, :1] * drift * flicker, target_d[:, :1] * drift, valid[:, :1].expand(shape)
     pred, target = to_input_space(pred_d, space).to(dtype), to_input_space(target_d, space).to(dtype)
     g = gen(seed + 100)
     user = None

@@ -71,6 +71,9 @@ __all__ = [
     "ssi_mae",
     "ssi_silog",
     "ssi_trim",
+    "temporal_gradient_matching",
+    "video_depth",
+    "video_depth_authors",
 ]
 
 Group = Tuple[Tensor, ...]
@@ -1970,3 +1973,216 @@ def ranking_pairs(
                 out[i, 3 * k + j, 0] = valid_list[k1]
                 out[i, 3 * k + j, 1] = valid_list[k2]
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Video Depth Anything: temporal-gradient-matching, video-depth ((B, T, H, W) sequences)
+# --------------------------------------------------------------------------------------------
+def _sequences(x: Tensor) -> Tensor:
+    return x.detach().to("cpu", torch.float64).clone()
+
+
+def _seq_mask(mask: Optional[Tensor], like: Tensor) -> Tensor:
+    return torch.ones(like.shape, dtype=torch.bool) if mask is None else mask.detach().cpu().clone()
+
+
+def _tgm_group_sums(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor],
+    threshold: float,
+    threshold_mode: str,
+    align: str,
+    absolute: bool,
+    temporal_scales: int,
+    decay: float,
+    scope: str,
+) -> Tuple[List[List[float]], List[List[int]], List[float]]:
+    """Per group (sequence, or the batch) and level: Σ|Δd~ - Δg| over static pixels, their count; level weights."""
+    p, g, m = _sequences(pred), _sequences(target), _seq_mask(mask, pred)
+    batch, frames = p.shape[0], p.shape[1]
+    groups = _group_indices(scope, batch)
+    aligned = p.clone()
+    if align == "lsq":  # VideoDepthLoss: one least-squares scale and shift per sequence, all frames
+        for images in groups:
+            pv = [float(v) for b in images for v in p[b][m[b]].tolist()]
+            gv = [float(v) for b in images for v in g[b][m[b]].tolist()]
+            f64 = torch.float64
+            s, t = (
+                (0.0, 0.0)
+                if not pv
+                else _lsq(torch.tensor(pv, dtype=f64), torch.tensor(gv, dtype=f64), torch.ones(len(pv), dtype=f64))
+            )
+            for b in images:
+                aligned[b] = s * p[b] + t
+    levels = [k for k in range(temporal_scales) if 2**k < frames]
+    sums = [[0.0] * len(levels) for _ in groups]
+    counts = [[0] * len(levels) for _ in groups]
+    for li, k in enumerate(levels):
+        idx = list(range(0, frames, 2**k))
+        for gi, images in enumerate(groups):
+            parts: List[float] = []
+            for b in images:
+                for a, c in zip(idx[:-1], idx[1:]):
+                    nxt = g[b, c][m[b, c]]
+                    if threshold_mode == "range":
+                        if nxt.numel() == 0:
+                            continue
+                        tau = threshold * float(nxt.max() - nxt.min())
+                    else:
+                        tau = threshold
+                    both = m[b, a] & m[b, c]
+                    dg = g[b, c][both] - g[b, a][both]
+                    dp = aligned[b, c][both] - aligned[b, a][both]
+                    static = dg.abs() < tau
+                    for x, y in zip(dp[static].tolist(), dg[static].tolist()):
+                        parts.append(abs(abs(x) - abs(y)) if absolute else abs(x - y))
+                    counts[gi][li] += int(static.sum())
+            sums[gi][li] = math.fsum(parts)
+    weights = [decay**k / len(levels) for k in levels]
+    return sums, counts, weights
+
+
+def temporal_gradient_matching(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    threshold: float = 0.05,
+    threshold_mode: str = "range",
+    align: str = "lsq",
+    absolute: bool = False,
+    temporal_scales: int = 1,
+    decay: float = 0.5,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Mean over static pixel pairs of ``|Δd~ - Δg|`` per sequence (Video Depth Anything, Sec. 3.2).
+
+    Static: valid in both frames and ``|g_{i+1} - g_i| < τ``, ``τ = threshold · (max - min)``
+    of frame ``i + 1``'s valid target (``"range"``) or ``threshold``. ``d~``: the prediction
+    with one least-squares scale and shift per sequence. Levels: frame strides ``2**k < T``,
+    weighted ``decay**k``, averaged. ``"pixel-mean"`` pools each level's sums and counts.
+    """
+    sums, counts, weights = _tgm_group_sums(
+        pred, target, mask, threshold, threshold_mode, align, absolute, temporal_scales, decay, scope
+    )
+    if reduction == "pixel-mean":
+        value = math.fsum(
+            w * (sum(s[li] for s in sums) / n if (n := sum(c[li] for c in counts)) > 0 else 0.0)
+            for li, w in enumerate(weights)
+        )
+        return torch.tensor(value, dtype=torch.float64)
+    values = [
+        math.fsum(w * (s[li] / c[li] if c[li] > 0 else 0.0) for li, w in enumerate(weights))
+        for s, c in zip(sums, counts)
+    ]
+    return _reduce(values, [c[0] if c else 0 for c in counts], reduction, scope)
+
+
+def video_depth(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    tgm_weight: float = 10.0,
+    alpha: float = 0.5,
+    scales: int = 4,
+    trim: float = 0.0,
+    eps: float = 1e-6,
+    median_over: str = "valid",
+    threshold: float = 0.05,
+    threshold_mode: str = "range",
+    align: str = "lsq",
+    absolute: bool = False,
+    temporal_scales: int = 1,
+    decay: float = 0.5,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Per sequence: :func:`ssi_trim` of its frames pooled ("pixel-mean" over the frames) + ``tgm_weight`` TGM.
+
+    Each frame is median/MAD-normalized on its own; the data sums, kept counts and gradient
+    levels of a sequence's frames (the batch's, under ``scope="batch"`` or ``"pixel-mean"``)
+    are pooled, as the authors' "batch-based" reduction pools the frames of a batch.
+    """
+    p, g = _sequences(pred), _sequences(target)
+    m = _seq_mask(mask, pred)
+    batch, frames, h, w = p.shape
+    spatial_kw = dict(trim=trim, alpha=alpha, scales=scales, operator="diff", eps=eps, median_over=median_over)
+    temporal_kw = dict(
+        threshold=threshold, threshold_mode=threshold_mode, align=align, absolute=absolute,
+        temporal_scales=temporal_scales, decay=decay,
+    )  # fmt: skip
+    if reduction == "pixel-mean" or scope == "batch":
+        flat = (batch * frames, h, w)
+        spatial = float(
+            ssi_trim(p.reshape(flat), g.reshape(flat), m.reshape(flat), **spatial_kw, reduction="pixel-mean")
+        )
+        tgm = float(
+            temporal_gradient_matching(
+                p, g, m, **temporal_kw, reduction="pixel-mean" if scope == "image" else "mean", scope=scope
+            )
+        )  # type: ignore[arg-type]
+        return torch.tensor(spatial + tgm_weight * tgm, dtype=torch.float64)
+    tgm_values = temporal_gradient_matching(p, g, m, **temporal_kw, reduction="none")  # type: ignore[arg-type]
+    values = []
+    for b in range(batch):
+        spatial = float(ssi_trim(p[b], g[b], m[b], **spatial_kw, reduction="pixel-mean"))  # type: ignore[arg-type]
+        values.append(spatial + tgm_weight * float(tgm_values[b]))
+    return _reduce(values, [int(m[b].sum()) for b in range(batch)], reduction, scope)
+
+
+def video_depth_authors(pred: Tensor, target: Tensor, mask: Tensor, stable_scale: float = 10.0) -> Tensor:
+    """Transcription of the structure of the authors' ``VideoDepthLoss`` (``loss/loss.py``; trim 0, batch-based).
+
+    Per frame: median of ``mask * x`` over *all* pixels, MAD over valid ones; data term the sum of
+    ``|p^ - g^|`` over the batch's valid pixels divided by their count; 4-level gradient term
+    (every ``2**s``-th pixel, forward differences valid where both pixels are, each level's sum
+    over the batch divided by its count of valid pixels). Then one scale and shift per sequence
+    from the normal equations with ``det + 1e-6``; TGM of the signed temporal changes where both
+    frames are valid and ``|Δg| < 0.05 (max - min)`` of the later frame's valid target; its
+    sum over the batch divided by the count.
+    """
+    p, g, m = _sequences(pred), _sequences(target), mask.detach().cpu().clone()
+    batch, frames, h, w = p.shape
+    pf, gf, mf = p.reshape(-1, h, w), g.reshape(-1, h, w), m.reshape(-1, h, w)
+
+    def normalize(x: Tensor) -> Tensor:
+        out = torch.zeros_like(x)
+        for i in range(x.shape[0]):
+            if mf[i].sum() == 0:
+                out[i] = x[i]
+                continue
+            med = float(torch.median((mf[i].double() * x[i]).reshape(-1)))
+            scale = max(float((mf[i].double() * (x[i] - med).abs()).sum()) / float(mf[i].sum()), 1e-6)
+            out[i] = (x[i] - med) / scale
+        return out
+
+    ph, gh = normalize(pf), normalize(gf)
+    res = (ph - gh)[mf].abs()
+    total = float(res.sum()) / float(mf.sum())
+    diff = (ph - gh) * mf.double()
+    for s in range(4):
+        st = 2**s
+        d, mk = diff[:, ::st, ::st], mf[:, ::st, ::st].double()
+        gx = ((d[:, :, 1:] - d[:, :, :-1]).abs() * mk[:, :, 1:] * mk[:, :, :-1]).sum()
+        gy = ((d[:, 1:, :] - d[:, :-1, :]).abs() * mk[:, 1:, :] * mk[:, :-1, :]).sum()
+        total += 0.5 * float(gx + gy) / float(mk.sum())
+    aligned = p.clone()
+    for b in range(batch):
+        mb = m[b].double()
+        a00, a01, a11 = float((mb * p[b] * p[b]).sum()), float((mb * p[b]).sum()), float(mb.sum())
+        b0, b1 = float((mb * p[b] * g[b]).sum()), float((mb * g[b]).sum())
+        det = a00 * a11 - a01 * a01
+        s_, t_ = ((a11 * b0 - a01 * b1) / (det + 1e-6), (-a01 * b0 + a00 * b1) / (det + 1e-6)) if det != 0 else (0, 0)
+        aligned[b] = s_ * p[b] + t_
+    num, den = 0.0, 0
+    for b in range(batch):
+        for i in range(frames - 1):
+            nxt = g[b, i + 1][m[b, i + 1]]
+            tau = 0.05 * float(nxt.max() - nxt.min()) if nxt.numel() else -math.inf
+            sel = m[b, i] & m[b, i + 1] & ((g[b, i + 1] - g[b, i]).abs() < tau)
+            num += float(((aligned[b, i + 1] - aligned[b, i]) - (g[b, i + 1] - g[b, i]))[sel].abs().sum())
+            den += int(sel.sum())
+    return torch.tensor(total + stable_scale * (num / den if den else 0.0), dtype=torch.float64)

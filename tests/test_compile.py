@@ -66,7 +66,9 @@ def bad_calls(inputs: Any) -> List[Tuple[Tuple[Any, ...], Dict[str, Any], type, 
         ((p, t), dict(extra, progress=float("nan")), ValueError, r"progress must be finite"),
         ((p, t), dict(extra, progress=torch.tensor([0.5])), ValueError, r"progress must be"),
         (
-            (p.expand(p.shape[0], 3, *p.shape[-2:]), t.expand(t.shape[0], 3, *t.shape[-2:])),
+            (p.expand(p.shape[0], 3, *p.shape[-2:]), t.expand(t.shape[0], 3, *t.shape[-2:]))
+            if p.dim() != 4 or p.shape[1] == 1
+            else (p[:, 0], t[:, 0]),  # (B, T, H, W) clips: a single frame is the wrong layout
             extra,
             ValueError,
             r"pred must have shape",

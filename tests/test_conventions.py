@@ -36,6 +36,7 @@ from helpers import (
     build,
     extra_input,
     junk_like,
+    layout_shape,
     loss_inputs,
     small_kwargs,
     to_input_space,
@@ -184,6 +185,7 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch(name: str, layout: tuple) -> None:
     """Issue 12 item 4: B = 0 failed in every loss (cannot reshape tensor of 0 elements)."""
+    layout = layout_shape(layout, depthloss.loss_info(name).input_layout)
     extra = {
         k: extra_input(k, torch.rand(layout), torch.Generator().manual_seed(0)).float()
         for k in depthloss.loss_info(name).inputs
@@ -305,7 +307,10 @@ def test_cuda_matches_cpu(name: str) -> None:
 # reductions, equivariance
 # ---------------------------------------------------------------------------------------------
 #: losses whose "pixel-mean" pools terms, levels or samples rather than weighting per-image values
-POOLED_PIXEL_MEAN = ("midas", "ssi-trim", "depth-pro", "mage", "male", "msge", "grad-l1", "hdn-random")
+POOLED_PIXEL_MEAN = (
+    "midas", "ssi-trim", "depth-pro", "mage", "male", "msge", "grad-l1", "hdn-random",
+    "temporal-gradient-matching", "video-depth",
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -331,8 +336,8 @@ def test_reductions(name: str) -> None:
     )
     torch.testing.assert_close(alone, per_image[2:], rtol=1e-5, atol=1e-6)
     counts = (target > 0).flatten(1).sum(1).float()
-    # these pool each term and level, each stencil (grad-l1) or (context, pixel) pairs (hdn-random)
-    # over the batch (tested in their files)
+    # these pool each term and level, each stencil (grad-l1), (context, pixel) pairs (hdn-random)
+    # or frames (the video losses) over the batch (tested in their files)
     if name not in POOLED_PIXEL_MEAN:
         torch.testing.assert_close(pixel, (per_image * counts).sum() / counts.sum(), rtol=1e-5, atol=1e-6)
     pooled = run(scope="batch")

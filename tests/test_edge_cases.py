@@ -56,6 +56,19 @@ class LossSpec(NamedTuple):
     weighted: bool
 
 
+def as_video(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A ``(B, T, H, W)`` kernel or oracle on image cases: the rows of an image are the frames of a clip."""
+
+    def call(pred: Any, target: Any, mask: Any = None, **kw: Any) -> torch.Tensor:
+        def rows(x: Any) -> Any:
+            return None if x is None else x.reshape(x.shape[0], x.shape[-2], 1, x.shape[-1])
+
+        return fn(rows(pred), rows(target), rows(mask), **kw)
+
+    call.video_kernel = fn  # type: ignore[attr-defined]
+    return call
+
+
 LOSSES: Dict[str, LossSpec] = {
     "ssi": LossSpec(DF.ssi, R.ssi, {}, True),
     "ssi_alpha0": LossSpec(DF.ssi, R.ssi, {"alpha": 0.0}, True),
@@ -93,6 +106,10 @@ LOSSES: Dict[str, LossSpec] = {
     "near_field_ssi_silog": LossSpec(
         DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
     ),
+    "temporal_gradient_matching": LossSpec(
+        as_video(DF.temporal_gradient_matching), as_video(R.temporal_gradient_matching), {"threshold": 0.5}, False
+    ),
+    "video_depth": LossSpec(as_video(DF.video_depth), as_video(R.video_depth), {"scales": 2, "threshold": 0.5}, False),
 }
 
 
@@ -215,7 +232,7 @@ def test_every_functional_loss_is_covered() -> None:
     """A new functional loss joins this file: every loss kernel exported by ``depthloss.functional``."""
     import depthloss
 
-    kernels = {spec.kernel for spec in LOSSES.values()}
+    kernels = {getattr(spec.kernel, "video_kernel", spec.kernel) for spec in LOSSES.values()}
     for name in depthloss.list_losses():
         fn = depthloss.loss_info(name).functional
         assert fn is None or fn in kernels, f"{name}: add its kernel and oracle to LOSSES"

@@ -746,9 +746,12 @@ def test_declared_invariances_hold_for_the_module(name, case, ab):
     seeded = {"seed": 0} if "seed" in info.defaults else {}  # sampling losses: the same samples in both calls
     module = depthloss.get_loss(name, input_space=space, reduction="none", **seeded)
     target = torch.where(case.mask, case.target, 0.0)
-    extra = {k: extra_input(k, case.pred, torch.Generator().manual_seed(0)) for k in info.inputs}
-    before = module(case.pred, target, progress=0.5, **extra)
-    after = module(a * case.pred + b, target, progress=0.5, **extra)
+    pred = case.pred
+    if info.input_layout == "video":  # an image as a one-frame clip (B, 1, H, W)
+        pred, target = (x if x.dim() == 4 else x.unsqueeze(1) for x in (pred, target))
+    extra = {k: extra_input(k, pred, torch.Generator().manual_seed(0)) for k in info.inputs}
+    before = module(pred, target, progress=0.5, **extra)
+    after = module(a * pred + b, target, progress=0.5, **extra)
     close(after, before, rtol=1e-6, atol=1e-8 * (1.0 + float(before.abs().max())))
 
 

@@ -68,6 +68,8 @@ EXPECTED_CLASSES = {
     "msge": depthloss.MSGELoss,
     "grad-l1": depthloss.GradL1Loss,
     "ranking": depthloss.RankingLoss,
+    "temporal-gradient-matching": depthloss.TemporalGradientMatchingLoss,
+    "video-depth": depthloss.VideoDepthLoss,
 }
 
 

@@ -34,6 +34,8 @@ from depthloss.nn import (
     SSISilogLoss,
     SSITrimLoss,
     SupervisedLoss,
+    TemporalGradientMatchingLoss,
+    VideoDepthLoss,
 )
 from depthloss.registry import LossInfo, get_loss, list_losses, loss_info, register_loss
 
@@ -62,6 +64,8 @@ __all__ = [
     "SSITrimLoss",
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
+    "TemporalGradientMatchingLoss",
+    "VideoDepthLoss",
     "__version__",
     "accelerations",
     "accelerations_enabled",

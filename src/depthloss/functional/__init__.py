@@ -72,6 +72,8 @@ from depthloss.functional.statistics import (
     masked_median,
     masked_var,
 )
+from depthloss.functional.temporal_gradient_matching import temporal_gradient_matching
+from depthloss.functional.video_depth import video_depth
 
 __all__ = [
     "Gradients",
@@ -120,4 +122,6 @@ __all__ = [
     "ssi_mae",
     "ssi_silog",
     "ssi_trim",
+    "temporal_gradient_matching",
+    "video_depth",
 ]

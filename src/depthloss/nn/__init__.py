@@ -26,6 +26,8 @@ from depthloss.nn.ssi import SSILoss
 from depthloss.nn.ssi_silog import SSISilogLoss
 from depthloss.nn.ssi_trim import SSITrimLoss
 from depthloss.nn.supervised import SupervisedLoss
+from depthloss.nn.temporal_gradient_matching import TemporalGradientMatchingLoss
+from depthloss.nn.video_depth import VideoDepthLoss
 
 __all__ = [
     "AbsRelLoss",
@@ -51,5 +53,7 @@ __all__ = [
     "SSITrimLoss",
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
+    "TemporalGradientMatchingLoss",
+    "VideoDepthLoss",
     "valid_mask",
 ]
