@@ -150,6 +150,9 @@ def _intrinsics(inputs: Inputs) -> Tensor:
 EXTRA_INPUTS: Dict[str, Callable[[Inputs], Tensor]] = {
     "K": _intrinsics,
     "intrinsics": _intrinsics,
+    # gaussian-nll / laplace-nll: a predicted log-scale map; confidence: a confidence map in (0, 1)
+    "log_scale": lambda inputs: torch.full(inputs.mask.shape, -1.0, device=inputs.mask.device),
+    "confidence": lambda inputs: torch.full(inputs.mask.shape, 0.8, device=inputs.mask.device),
 }
 _STANDARD_ARGS = ("self", "pred", "target", "mask", "progress")
 

@@ -84,6 +84,15 @@ def poison(x: Tensor, mask: Optional[Tensor]) -> Tensor:
 #: how to build each keyword input of ``forward`` (``LossInfo.inputs``) for a prediction
 INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "weights": lambda pred, g: (0.5 + torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(pred.dtype),
+    # gaussian-nll / laplace-nll: a predicted log-scale of either sign; confidence: a confidence in (0, 1)
+    "log_scale": lambda pred, g: (torch.rand(pred.shape, generator=g, dtype=torch.float64) * 2.0 - 1.5).to(pred.dtype),
+    "confidence": lambda pred, g: (0.05 + 0.9 * torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(
+        pred.dtype
+    ),
+    # local-ssi: an RGB image (B, 3, H, W) guiding the windows
+    "image": lambda pred, g: torch.rand((pred.shape[0], 3, *pred.shape[-2:]), generator=g, dtype=torch.float64).to(
+        pred.dtype
+    ),
 }
 
 
@@ -102,6 +111,8 @@ def small_kwargs(name: str) -> Dict[str, Any]:
     for key in ("num_scales", "scales"):
         if key in defaults:
             out[key] = 2
+    if defaults.get("detach_pred") is True:  # confidence: exercise the gradient path into pred
+        out["detach_pred"] = False
     return out
 
 

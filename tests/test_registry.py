@@ -60,6 +60,10 @@ EXPECTED_CLASSES = {
     "midas": MiDaSLoss,
     "scale-adaptive": ScaleAdaptiveLoss,
     "near-field-ssi-silog": NearFieldSSISilog,
+    "gaussian-nll": depthloss.GaussianNLLLoss,
+    "laplace-nll": depthloss.LaplaceNLLLoss,
+    "confidence": depthloss.ConfidenceLoss,
+    "local-ssi": depthloss.LocalSSILoss,
 }
 
 

@@ -18,7 +18,7 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["Samples", "check_generator", "sample_valid", "uniform"]
+__all__ = ["Samples", "check_generator", "sample_valid", "spread_valid", "uniform"]
 
 
 class Samples(NamedTuple):
@@ -73,5 +73,21 @@ def sample_valid(valid: Tensor, num: int, generator: Optional[torch.Generator] =
     n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
     u = uniform((valid.shape[0], num), valid, generator, torch.float64)
     k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))  # rank in [0, n)
+    index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
+    return Samples(index, (n > 0).expand_as(index))
+
+
+# -- deterministic spread of positions (local / edge-guided SSI) -------------------------------
+def spread_valid(valid: Tensor, num: int) -> Samples:
+    """``num`` positions per row spread evenly over the row's valid entries in raster order.
+
+    Sample ``j`` is the valid entry of rank ``floor((j + 1/2) n / num)`` (0-based), so the
+    positions cover the row from start to end; with fewer than ``num`` valid entries some
+    repeat. Deterministic (no RNG): rows without a valid entry give position 0, ``ok = False``.
+    """
+    running = valid.cumsum(dim=-1)
+    n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
+    j = torch.arange(num, device=valid.device, dtype=torch.float64).unsqueeze(0) + 0.5
+    k = (j * n / num).floor().long().clamp(max=(n - 1).clamp(min=0))
     index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
     return Samples(index, (n > 0).expand_as(index))

@@ -6,8 +6,12 @@ Importing this package registers every loss with :mod:`depthloss.registry`.
 from depthloss.nn.abs_rel import AbsRelLoss
 from depthloss.nn.base import DepthLoss, valid_mask
 from depthloss.nn.berhu import BerHuLoss
+from depthloss.nn.confidence import ConfidenceLoss
 from depthloss.nn.enhanced_ssi import EnhancedSSILoss
+from depthloss.nn.gaussian_nll import GaussianNLLLoss
 from depthloss.nn.l1 import L1Loss
+from depthloss.nn.laplace_nll import LaplaceNLLLoss
+from depthloss.nn.local_ssi import LocalSSILoss
 from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
@@ -22,9 +26,13 @@ from depthloss.nn.supervised import SupervisedLoss
 __all__ = [
     "AbsRelLoss",
     "BerHuLoss",
+    "ConfidenceLoss",
     "DepthLoss",
     "EnhancedSSILoss",
+    "GaussianNLLLoss",
     "L1Loss",
+    "LaplaceNLLLoss",
+    "LocalSSILoss",
     "MSELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
