@@ -1414,6 +1414,7 @@ def _aligned_error(p: List[float], g: List[float], align: str, penalty: str, out
         s, t = _lsq(pt, gt, torch.ones_like(pt))
         r = s * pt + t - gt
     else:
+
         def standardize(x: Tensor) -> Tensor:
             mu = float(x.mean())
             var = float(((x - mu) ** 2).mean())
@@ -1503,3 +1504,12 @@ def local_ssi(
         return _reduce([combine(all_errors, all_p, all_g)], [sum(counts)], reduction, scope)
     values = [combine(window_errors[b], *whole[b]) for b in range(b_size)]
     return _reduce(values, counts, reduction, scope)
+
+
+def confidence_metric3d_authors(prediction: Tensor, target: Tensor, confidence: Tensor, mask: Tensor) -> Tensor:
+    """Metric3D v2's ``ConfidenceLoss.forward`` as published (batch pooled, ``+ 1e-6`` in the denominator)."""
+    prediction, target, confidence = (x.detach().double() for x in (prediction, target, confidence))
+    conf_mask = torch.abs(target - prediction) < target
+    conf_mask = conf_mask & mask
+    gt_confidence = 1 - torch.abs((prediction[conf_mask] - target[conf_mask]) / target[conf_mask])
+    return torch.sum(torch.abs(confidence[conf_mask] - gt_confidence)) / (confidence[conf_mask].numel() + 1e-6)

@@ -143,12 +143,16 @@ class TestGaussianNLL:
         st.floats(0.1, 10.0), st.floats(-0.9, 0.9).filter(lambda e: abs(e) > 1e-3), st.floats(-3.0, 1.0),
         st.sampled_from(["log", "linear"]),
     )  # fmt: skip
-    def test_minimized_at_target_and_at_the_optimal_scale(self, depth: float, rel: float, s: float, residual: str) -> None:
+    def test_minimized_at_target_and_at_the_optimal_scale(
+        self, depth: float, rel: float, s: float, residual: str
+    ) -> None:
         target = torch.tensor([[[depth]]], dtype=torch.float64)
         pred = target * (1.0 + rel)
         log_s = torch.full_like(target, s)
         # for a fixed scale: pred = target is the minimum
-        assert float(KERNEL(target, target, log_s, residual=residual)) <= float(KERNEL(pred, target, log_s, residual=residual))
+        assert float(KERNEL(target, target, log_s, residual=residual)) <= float(
+            KERNEL(pred, target, log_s, residual=residual)
+        )
         # for a fixed residual: sigma^2 = r^2
         r = math.log(1.0 + rel) if residual == "log" else depth * rel
         best = torch.full_like(target, math.log(abs(r)), requires_grad=True)

@@ -175,8 +175,9 @@ def local_ssi(
     (``output="sqrt"``, UniDepth's ``output_fn``) or ``f(x) = x``. The image's loss is the
     mean of ``ℓ_W`` over the windows with at least ``min_samples`` valid pixels, averaged
     with the same term over the whole image (``use_global=True``, UniDepth V2's setting):
-    ``(local + global) / 2``. Invariant to ``pred -> a*pred + b`` (any ``a != 0`` with
-    ``"lsq"``; ``a > 0`` with ``"std"``), per window and therefore globally.
+    ``(local + global) / 2``. With ``align="lsq"`` it is invariant to ``pred -> a*pred + b``
+    (any ``a != 0``), per window and therefore globally; ``"std"`` divides by
+    ``sqrt(var + 1e-4)`` and is invariant only up to that regularizer (``a > 0``).
 
     **Windows.** Edges are the Sobel magnitude of ``image`` (``(B, C, H, W)`` or ``(B, H, W)``;
     RMS over channels, a 3-pixel border dropped: UniDepth) when given, else of ``target``;
