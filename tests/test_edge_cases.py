@@ -52,6 +52,27 @@ class LossSpec(NamedTuple):
     weighted: bool
 
 
+def _with_map(
+    kernel: Callable[..., torch.Tensor], build: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[..., torch.Tensor]:
+    """A kernel whose third argument is a required map (``log_scale``, ``confidence``), built from pred's
+    shape, called as ``kernel(pred, target, mask, **kw)``; ``.wraps`` names the kernel it covers."""
+
+    def call(pred: torch.Tensor, target: torch.Tensor, mask: Any, **kw: Any) -> torch.Tensor:
+        return kernel(pred, target, build(pred), mask, **kw)
+
+    call.wraps = kernel  # type: ignore[attr-defined]
+    return call
+
+
+def _log_scale(pred: torch.Tensor) -> torch.Tensor:
+    return torch.linspace(-1.5, 0.5, pred.numel(), dtype=pred.dtype).reshape(pred.shape)
+
+
+def _confidence(pred: torch.Tensor) -> torch.Tensor:
+    return torch.linspace(0.1, 0.9, pred.numel(), dtype=pred.dtype).reshape(pred.shape)
+
+
 LOSSES: Dict[str, LossSpec] = {
     "ssi": LossSpec(DF.ssi, R.ssi, {}, True),
     "ssi_alpha0": LossSpec(DF.ssi, R.ssi, {"alpha": 0.0}, True),
@@ -83,6 +104,23 @@ LOSSES: Dict[str, LossSpec] = {
     "near_field_ssi_silog": LossSpec(
         DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
     ),
+    "gaussian_nll": LossSpec(_with_map(DF.gaussian_nll, _log_scale), _with_map(R.gaussian_nll, _log_scale), {}, False),
+    "laplace_nll": LossSpec(
+        _with_map(DF.laplace_nll, _log_scale), _with_map(R.laplace_nll, _log_scale), {"residual": "linear"}, False
+    ),
+    "confidence": LossSpec(
+        _with_map(DF.confidence_loss, _confidence),
+        _with_map(R.confidence_loss, _confidence),
+        {"detach_pred": False},
+        False,
+    ),
+    "confidence_unidepth": LossSpec(
+        _with_map(DF.confidence_loss, _confidence),
+        _with_map(R.confidence_loss, _confidence),
+        {"detach_pred": False, "form": "unidepth"},
+        False,
+    ),
+    "local_ssi": LossSpec(DF.local_ssi, R.local_ssi, {"num_windows": 6, "output": "linear"}, False),
 }
 
 
@@ -105,7 +143,7 @@ def loss_tolerance(name: str, case: Case, dtype: torch.dtype) -> Dict[str, float
         return {"atol": ratio * math.sqrt(64 * torch.finfo(dtype).eps * float((g * g).max())) + base}
     if dtype == torch.float64:
         return {}
-    if name in ("ssi_lsq", "midas"):
+    if name in ("ssi_lsq", "midas", "local_ssi"):
         return {"atol": 64 * torch.finfo(dtype).eps * float(t.abs().max()) ** 2 + 2e-6}
     return {}
 
@@ -188,7 +226,7 @@ def test_every_functional_loss_is_covered() -> None:
     """A new functional loss joins this file: every loss kernel exported by ``depthloss.functional``."""
     import depthloss
 
-    kernels = {spec.kernel for spec in LOSSES.values()}
+    kernels = {spec.kernel for spec in LOSSES.values()} | {getattr(s.kernel, "wraps", None) for s in LOSSES.values()}
     for name in depthloss.list_losses():
         fn = depthloss.loss_info(name).functional
         assert fn is None or fn in kernels, f"{name}: add its kernel and oracle to LOSSES"
