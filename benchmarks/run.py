@@ -305,7 +305,8 @@ def bench_accel(
         return []
     rows = []
     for name in names:
-        run = forward_backward_fn(build(name, device), *inputs.pair(input_space(name)), inputs.mask)
+        pred, target = inputs.pair(input_space(name))
+        run = forward_backward_fn(with_required_inputs(name, build(name, device), pred), pred, target, inputs.mask)
         ref, acc, ratio = alternating(
             lambda run=run: timed(run, False, args.min_run_time),
             lambda run=run: timed(run, True, args.min_run_time),
