@@ -55,9 +55,18 @@ class Case:
         return start, start + self.shards[rank]
 
 
+#: required keyword inputs of ``forward`` (gaussian-nll, laplace-nll, confidence): constant maps like
+#: ``pred``, so a rank's shard sees the values of the whole batch
+REQUIRED_INPUTS = {"log_scale": -1.0, "confidence": 0.5}
+
+
 def _module(name: str, **kwargs: Any) -> LossCall:
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-        return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(pred, target, progress=PROGRESS)
+        inputs = depthloss.loss_info(name).inputs
+        extra = {k: torch.full_like(pred.detach(), v) for k, v in REQUIRED_INPUTS.items() if k in inputs}
+        return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(
+            pred, target, progress=PROGRESS, **extra
+        )
 
     return call
 
@@ -82,7 +91,12 @@ def _weighted_moments(pred: Tensor, target: Tensor, weights: Tensor, scope: str)
 
 def per_image_cases() -> List[Case]:
     even = (BATCH // WORLD_SIZE,) * WORLD_SIZE
-    return [Case(f"image/{name}", _module(name), "image", even) for name in depthloss.list_losses()]
+    return [Case(f"image/{name}", _module(name, **_trainable(name)), "image", even) for name in depthloss.list_losses()]
+
+
+def _trainable(name: str) -> Dict[str, Any]:
+    """Losses that detach the prediction by default (confidence) let it train here: a signal to compare."""
+    return {"detach_pred": False} if depthloss.loss_info(name).defaults.get("detach_pred") is True else {}
 
 
 def global_cases() -> List[Case]:
