@@ -82,7 +82,9 @@ class TestConfidence:
     def test_gradient_oracle(self) -> None:
         check_gradient(kernel, oracle, {"detach_pred": False})
         check_gradient(kernel, oracle, {"detach_pred": False, "form": "unidepth", "rescale": False}, wrt="target")
-        check_gradient(kernel, oracle, {"detach_pred": False, "form": "unidepth"}, mask_kind="one_empty")  # via the medians
+        check_gradient(
+            kernel, oracle, {"detach_pred": False, "form": "unidepth"}, mask_kind="one_empty"
+        )  # via the medians
         pred, target, mask = oracle_pair((2, 1, 5, 6), "random", 5, torch.float64)
         for form in ("metric3d", "unidepth"):
             assert_grad_matches_oracle(

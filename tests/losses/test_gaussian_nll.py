@@ -123,12 +123,19 @@ class TestGaussianNLL:
     def test_any_log_scale_is_finite_and_pulled_back(self) -> None:
         target = torch.tensor([[[1.0, 2.0], [4.0, 8.0]]], dtype=torch.float64)
         pred = 1.5 * target
-        for value, sign in ((-1e4, -1.0), (1e4, 1.0), (-30.0, -1.0), (30.0, 1.0)):
+        for value, sign in ((-1e4, -1.0), (1e4, 1.0), (-30.0, -1.0), (30.0, 1.0), (1e30, 1.0)):
             s = torch.full_like(target, value, requires_grad=True)
             loss = KERNEL(pred, target, s)
             loss.backward()
             assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
             assert (torch.sign(s.grad) == sign).all(), "gradient descent moves s back into range"
+            bound = torch.full_like(target, 20.0 if value > 0 else -20.0)
+            assert torch.equal(loss.detach(), KERNEL(pred, target, bound)), "the value is the clamped one, exactly"
+        for value in (math.inf, -math.inf):
+            s = torch.full_like(target, value, requires_grad=True)
+            loss = KERNEL(pred.float(), target.float(), s.float())
+            loss.backward()
+            assert torch.isfinite(loss) and torch.isfinite(s.grad).all()
 
     def test_half_precision_in_float32(self) -> None:
         inputs = loss_inputs(NAME, "depth", density=0.6, seed=2)

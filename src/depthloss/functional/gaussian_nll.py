@@ -44,9 +44,11 @@ def straight_through_clamp(s: Tensor, low: float, high: float) -> Tensor:
 
     A hard clamp would give a zero gradient outside the range, so a log-scale that left it
     could never come back; with the straight-through form the loss's gradient at the clamped
-    value keeps pulling it back.
+    value keeps pulling it back. Infinite values are read as the bound they exceed.
     """
-    return s + (s.clamp(low, high) - s).detach()
+    s = torch.where(torch.isinf(s), torch.where(s > 0, high, low), s)  # +-inf: the bound (zero gradient)
+    # the clamped value exactly (no `s + (clamp(s) - s)` rounding for huge s), the identity's gradient
+    return s.clamp(low, high).detach() + (s - s.detach())
 
 
 def nll_terms(
