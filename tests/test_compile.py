@@ -213,6 +213,9 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         *(DF.near_field_weights(t, th, 5.0, 0.3, mode) for mode in ("smooth", "linear", "step")),
         DF.scale_weights(pr, 4), *(DF.schedule(pr, kind, 1.0, 0.2) for kind in ("linear", "cosine", "step", "constant")),
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
+        DF.gaussian_nll(p, t, w - 0.5, m), DF.laplace_nll(p, t, w - 0.5, m, residual="linear"),
+        DF.confidence_loss(p, t, w, m, detach_pred=False), DF.confidence_loss(p, t, w, m, form="unidepth"),
+        DF.local_ssi(p, t, m, num_windows=4), DF.local_ssi(p, t, m, w.expand(2, 3, 6, 7), num_windows=3, align="std"),
     ]  # fmt: skip
     return out
 
