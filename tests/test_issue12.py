@@ -93,6 +93,10 @@ B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
     "inv_to_depth": lambda p, t, m, w: DF.inv_to_depth(p),
     "near_field_weights": lambda p, t, m, w: DF.near_field_weights(p),
     "clamp_grad": lambda p, t, m, w: DF.clamp_grad(p, 1.0).sum(),
+    "gaussian_nll": lambda p, t, m, w: DF.gaussian_nll(p, t, w, m),
+    "laplace_nll": lambda p, t, m, w: DF.laplace_nll(p, t, w, m),
+    "confidence_loss": lambda p, t, m, w: DF.confidence_loss(p, t, w, m, form="unidepth"),
+    "local_ssi": lambda p, t, m, w: DF.local_ssi(p, t, m, num_windows=4),
 }
 
 
