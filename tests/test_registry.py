@@ -309,6 +309,8 @@ def test_list_losses_wildcards() -> None:
     assert list_losses("ssi*") == ["ssi", "ssi-silog", "ssi-trim"]
     assert list_losses("*SSI*") == [
         "enhanced-ssi",
+        "gaussian-nll",  # gau-ssi-an
+        "local-ssi",
         "near-field-ssi-silog",
         "progressive-ssi",
         "ssi",
