@@ -158,6 +158,9 @@ EXTRA_INPUTS: Dict[str, Callable[[Inputs], Tensor]] = {
     "K": _intrinsics,
     "intrinsics": _intrinsics,
     "samples": _hdn_samples,  # optional; given so that a random loss is comparable across devices
+    # gaussian-nll / laplace-nll: a predicted log-scale map; confidence: a confidence map in (0, 1)
+    "log_scale": lambda inputs: torch.full(inputs.mask.shape, -1.0, device=inputs.mask.device),
+    "confidence": lambda inputs: torch.full(inputs.mask.shape, 0.8, device=inputs.mask.device),
 }
 _STANDARD_ARGS = ("self", "pred", "target", "mask", "progress")
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import functools
 import json
 import sys
 import time
@@ -220,6 +221,19 @@ def build(name: str, device: torch.device) -> torch.nn.Module:
     return depthloss.get_loss(name, input_space=input_space(name)).to(device)
 
 
+#: required keyword inputs of ``forward`` beyond the maps, by name (built like ``pred``)
+REQUIRED_INPUTS: Dict[str, Callable[[Tensor], Tensor]] = {
+    "log_scale": lambda pred: torch.full_like(pred, -1.0),  # gaussian-nll, laplace-nll
+    "confidence": lambda pred: torch.full_like(pred, 0.8),  # confidence
+}
+
+
+def with_required_inputs(name: str, fn: Callable[..., Tensor], pred: Tensor) -> Callable[..., Tensor]:
+    """``fn`` with the loss's required keyword inputs (:data:`REQUIRED_INPUTS`) bound."""
+    extra = {k: REQUIRED_INPUTS[k](pred) for k in depthloss.loss_info(name).inputs if k in REQUIRED_INPUTS}
+    return functools.partial(fn, **extra) if extra else fn
+
+
 def floor_timing(inputs: Inputs, min_run_time: float) -> Timing:
     pred, target = inputs.pair("inverse")
     l1 = depthloss.get_loss("l1", input_space="inverse")
@@ -256,6 +270,7 @@ def bench_losses(
                 if mode == "compiled":
                     torch._dynamo.reset()
                     fn = torch.compile(module, fullgraph=True)
+                fn = with_required_inputs(name, fn, pred)
                 fwd = timed(forward_fn(fn, pred, target, mask), flag, args.min_run_time)
                 fb_run = forward_backward_fn(fn, pred, target, mask)
                 fwd_bwd = timed(fb_run, flag, args.min_run_time)
@@ -299,7 +314,8 @@ def bench_accel(
         return []
     rows = []
     for name in names:
-        run = forward_backward_fn(build(name, device), *loss_args(name, inputs))
+        pred, target, mask = loss_args(name, inputs)
+        run = forward_backward_fn(with_required_inputs(name, build(name, device), pred), pred, target, mask)
         ref, acc, ratio = alternating(
             lambda run=run: timed(run, False, args.min_run_time),
             lambda run=run: timed(run, True, args.min_run_time),

@@ -55,15 +55,22 @@ class Case:
         return start, start + self.shards[rank]
 
 
+#: required keyword inputs of ``forward`` (gaussian-nll, laplace-nll, confidence): constant maps like
+#: ``pred``, so a rank's shard sees the values of the whole batch
+REQUIRED_INPUTS = {"log_scale": -1.0, "confidence": 0.5}
+
+
 def _module(name: str, **kwargs: Any) -> LossCall:
     if "seed" in depthloss.loss_info(name).defaults:  # sampling losses (ranking): seeded draws are per image
         kwargs = {"seed": 0, **kwargs}
 
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
         module = depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)
+        inputs = depthloss.loss_info(name).inputs
+        extra = {k: torch.full_like(pred.detach(), v) for k, v in REQUIRED_INPUTS.items() if k in inputs}
         if module.input_layout == "video":  # the rows of each image as the frames of a clip: (B, H, 1, W)
             pred, target = (x.reshape(x.shape[0], x.shape[-2], 1, x.shape[-1]) for x in (pred, target))
-        return module(pred, target, progress=PROGRESS)
+        return module(pred, target, progress=PROGRESS, **extra)
 
     return call
 
@@ -88,7 +95,12 @@ def _weighted_moments(pred: Tensor, target: Tensor, weights: Tensor, scope: str)
 
 def per_image_cases() -> List[Case]:
     even = (BATCH // WORLD_SIZE,) * WORLD_SIZE
-    return [Case(f"image/{name}", _module(name), "image", even) for name in depthloss.list_losses()]
+    return [Case(f"image/{name}", _module(name, **_trainable(name)), "image", even) for name in depthloss.list_losses()]
+
+
+def _trainable(name: str) -> Dict[str, Any]:
+    """Losses that detach the prediction by default (confidence) let it train here: a signal to compare."""
+    return {"detach_pred": False} if depthloss.loss_info(name).defaults.get("detach_pred") is True else {}
 
 
 def global_cases() -> List[Case]:

@@ -86,10 +86,15 @@ INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "weights": lambda pred, g: (0.5 + torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(pred.dtype),
     # hdn-random: pre-drawn uniforms, 4 windows and 4 depth ranges per image (the same contexts every call)
     "samples": lambda pred, g: torch.rand((pred.shape[0], 4, 6), generator=g, dtype=torch.float64).to(pred.dtype),
-    # a guiding RGB image (ranking's edge-guided pairs)
+    # a guiding RGB image (B, 3, H, W): ranking's edge-guided pairs, local-ssi's windows
     "image": lambda pred, g: torch.rand(
         (pred.shape[0], 3, pred.shape[-2], pred.shape[-1]), generator=g, dtype=torch.float64
     ).to(pred.dtype),
+    # gaussian-nll / laplace-nll: a predicted log-scale of either sign; confidence: a confidence in (0, 1)
+    "log_scale": lambda pred, g: (torch.rand(pred.shape, generator=g, dtype=torch.float64) * 2.0 - 1.5).to(pred.dtype),
+    "confidence": lambda pred, g: (0.05 + 0.9 * torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(
+        pred.dtype
+    ),
 }
 
 
@@ -110,6 +115,8 @@ def small_kwargs(name: str) -> Dict[str, Any]:
             out[key] = 2
     if "seed" in defaults:  # losses that sample (ranking): the same samples on every call
         out["seed"] = 0
+    if defaults.get("detach_pred") is True:  # confidence: exercise the gradient path into pred
+        out["detach_pred"] = False
     return out
 
 

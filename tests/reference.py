@@ -39,15 +39,19 @@ from torch import Tensor
 __all__ = [
     "abs_rel",
     "berhu",
+    "confidence_loss",
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
     "enhanced_ssi",
+    "gaussian_nll",
     "gradient_matching",
     "hdn",
     "hdn_random",
     "inv_to_depth",
     "l1",
+    "laplace_nll",
+    "local_ssi",
     "lsq_scale_shift",
     "mad_normalize",
     "masked_mean",
@@ -2186,3 +2190,239 @@ def video_depth_authors(pred: Tensor, target: Tensor, mask: Tensor, stable_scale
             num += float(((aligned[b, i + 1] - aligned[b, i]) - (g[b, i + 1] - g[b, i]))[sel].abs().sum())
             den += int(sel.sum())
     return torch.tensor(total + stable_scale * (num / den if den else 0.0), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# uncertainty and local losses: gaussian_nll, laplace_nll, confidence_loss, local_ssi
+# --------------------------------------------------------------------------------------------
+
+
+def _nll(
+    kind: str,
+    pred: Tensor,
+    target: Tensor,
+    log_scale: Tensor,
+    mask: Optional[Tensor],
+    residual: str,
+    full: bool,
+    log_scale_range: Tuple[float, float],
+    reduction: str,
+    scope: str,
+) -> Tensor:
+    """Per pixel NLL with ``s`` clamped to the range, mean over each group's valid pixels."""
+    lo, hi = log_scale_range
+    values, counts = [], []
+    for p, g, s in _groups(scope, mask, pred, target, log_scale):
+        terms = []
+        for pi, gi, si in zip(p.tolist(), g.tolist(), s.tolist()):
+            r = math.log(pi) - math.log(gi) if residual == "log" else pi - gi
+            sc = min(max(si, lo), hi)
+            if kind == "gaussian":
+                terms.append(0.5 * (r / math.exp(sc)) ** 2 + sc + (0.5 * math.log(2 * math.pi) if full else 0.0))
+            else:
+                terms.append(abs(r) / math.exp(sc) + sc + (math.log(2.0) if full else 0.0))
+        values.append(math.fsum(terms) / len(terms) if terms else 0.0)
+        counts.append(len(terms))
+    return _reduce(values, counts, reduction, scope)
+
+
+def gaussian_nll(
+    pred: Tensor,
+    target: Tensor,
+    log_scale: Tensor,
+    mask: Optional[Tensor] = None,
+    residual: str = "log",
+    full: bool = False,
+    log_scale_range: Tuple[float, float] = (-20.0, 20.0),
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``mean(½ (r / σ)² + log σ)``, ``σ = exp(clamp(s))``, ``r = log p - log g`` or ``p - g``."""
+    return _nll("gaussian", pred, target, log_scale, mask, residual, full, log_scale_range, reduction, scope)
+
+
+def laplace_nll(
+    pred: Tensor,
+    target: Tensor,
+    log_scale: Tensor,
+    mask: Optional[Tensor] = None,
+    residual: str = "log",
+    full: bool = False,
+    log_scale_range: Tuple[float, float] = (-20.0, 20.0),
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """``mean(|r| / b + log b)``, ``b = exp(clamp(s))``."""
+    return _nll("laplace", pred, target, log_scale, mask, residual, full, log_scale_range, reduction, scope)
+
+
+def confidence_loss(
+    pred: Tensor,
+    target: Tensor,
+    confidence: Tensor,
+    mask: Optional[Tensor] = None,
+    form: str = "metric3d",
+    detach_pred: bool = True,
+    rescale: bool = True,
+    output: Optional[str] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Metric3D v2 ``ConfidenceLoss`` / UniDepth ``Confidence``, per group (``detach_pred`` changes no value).
+
+    Metric3D: ``conf_mask = |g - p| < g``; ``gt = 1 - |(p - g) / g|``; ``Σ |c - gt|`` over
+    ``conf_mask`` / its count. UniDepth: ``p * median(g) / median(p)``; ``mean | |p - g| - c |``;
+    ``sqrt(x + 1e-4)``.
+    """
+    out = output or ("linear" if form == "metric3d" else "sqrt")
+    values, counts = [], []
+    for p, g, c in _groups(scope, mask, pred, target, confidence):
+        if form == "metric3d":
+            conf_mask = (g - p).abs() < g
+            gt_confidence = 1.0 - ((p[conf_mask] - g[conf_mask]) / g[conf_mask]).abs()
+            errors = (c[conf_mask] - gt_confidence).abs().tolist()
+        else:
+            if rescale and p.numel() > 0:
+                mp = _lower_median(p)
+                p = p * (_lower_median(g) / mp if mp > 0 else 0.0)
+            errors = (((p - g).abs()) - c).abs().tolist()
+        value = math.fsum(errors) / len(errors) if errors else 0.0
+        if out == "sqrt" and errors:
+            value = math.sqrt(value + 1e-4)
+        values.append(value)
+        counts.append(len(errors))
+    return _reduce(values, counts, reduction, scope)
+
+
+def _edge_map(img: Tensor, m: Tensor, channels: Optional[Tensor]) -> List[List[float]]:
+    """Sobel magnitude of the target (``channels is None``) or of the image's channels (RMS over
+    channels, 3-pixel border dropped), where the full 3x3 window is valid; 0 elsewhere."""
+    h, w = m.shape
+    edges = [[0.0] * w for _ in range(h)]
+    border = 1 if channels is None else 3
+    for i in range(border, h - border):
+        for j in range(border, w - border):
+            if not bool(m[i - 1 : i + 2, j - 1 : j + 2].all()):
+                continue
+            if channels is None:
+                gx, gy = _sobel_at(img.tolist(), i, j)
+            else:
+                gxs, gys = [], []
+                for ch in channels:
+                    a, c = _sobel_at(ch.tolist(), i, j)
+                    gxs.append(a * a)
+                    gys.append(c * c)
+                gx, gy = math.sqrt(sum(gxs) / len(gxs)), math.sqrt(sum(gys) / len(gys))
+            edges[i][j] = math.sqrt(gx * gx + gy * gy)
+    return edges
+
+
+def _aligned_error(p: List[float], g: List[float], align: str, penalty: str, output: str) -> float:
+    """One window (or image): align, mean penalty of the residual, output function."""
+    pt, gt = torch.tensor(p, dtype=torch.float64), torch.tensor(g, dtype=torch.float64)
+    if align == "lsq":
+        s, t = _lsq(pt, gt, torch.ones_like(pt))
+        r = s * pt + t - gt
+    else:
+
+        def standardize(x: Tensor) -> Tensor:
+            mu = float(x.mean())
+            var = float(((x - mu) ** 2).mean())
+            return (x - mu) / math.sqrt(var + 1e-4)
+
+        r = standardize(pt) - standardize(gt)
+    e = r.abs() if penalty == "l1" else r * r
+    value = float(e.mean())
+    return math.sqrt(value + 1e-4) if output == "sqrt" else value
+
+
+def local_ssi(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    image: Optional[Tensor] = None,
+    num_windows: int = 128,
+    window_size: Optional[int] = None,
+    sampling: str = "edges",
+    edge_quantile: float = 0.9,
+    align: str = "lsq",
+    penalty: str = "l1",
+    output: str = "sqrt",
+    min_samples: int = 6,
+    use_global: bool = True,
+    generator: Optional[torch.Generator] = None,
+    *,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Edge-guided local SSI, written as UniDepth's loop over windows (deterministic samplings only).
+
+    Per image: edge map; candidates = valid pixels with edge > the ``ceil(q n)``-th smallest
+    valid edge (all valid pixels if none, or for ``"grid"``); centre ``j`` = candidate of rank
+    ``floor((j + ½) |cand| / K)``; windows of valid in-image pixels with ``>= min_samples``
+    pixels are aligned and scored; local = their mean; ``(local + global) / 2``.
+    """
+    if sampling == "random":
+        raise ValueError("the oracle covers the deterministic samplings")
+    P, T, M = _images(pred), _images(target), _mask_images(mask, pred)
+    b_size, h, w = M.shape
+    if window_size is None:
+        window_size = int(0.05 * min(h, w))
+        window_size = max(3, window_size + int(window_size % 2 == 0))
+    half = window_size // 2
+    img = None if image is None else image.detach().to("cpu", torch.float64)
+    if img is not None and img.dim() == 3:
+        img = img.unsqueeze(1)
+    window_errors: List[List[float]] = []
+    whole: List[Tuple[List[float], List[float]]] = []
+    for b in range(b_size):
+        m = M[b]
+        edges = _edge_map(T[b], m, None if img is None else img[b])
+        valid = [(i, j) for i in range(h) for j in range(w) if bool(m[i, j])]
+        whole.append(([float(P[b, i, j]) for i, j in valid], [float(T[b, i, j]) for i, j in valid]))
+        errors: List[float] = []
+        n = len(valid)
+        if n > 0:
+            k = min(max(math.ceil(edge_quantile * n), 1), n)
+            tau = sorted(edges[i][j] for i, j in valid)[k - 1]
+            strong = [(i, j) for i, j in valid if edges[i][j] > tau]
+            cand = valid if sampling == "grid" or not strong else strong
+            for jj in range(num_windows):
+                ci, cj = cand[min(math.floor((jj + 0.5) * len(cand) / num_windows), len(cand) - 1)]
+                p, g = [], []
+                for i in range(ci - half, ci + half + 1):
+                    for j in range(cj - half, cj + half + 1):
+                        if 0 <= i < h and 0 <= j < w and bool(m[i, j]):
+                            p.append(float(P[b, i, j]))
+                            g.append(float(T[b, i, j]))
+                if len(p) >= min_samples:
+                    errors.append(_aligned_error(p, g, align, penalty, output))
+        window_errors.append(errors)
+
+    def combine(errors: List[float], p: List[float], g: List[float]) -> float:
+        local = math.fsum(errors) / len(errors) if errors else 0.0
+        if not use_global:
+            return local
+        glob = _aligned_error(p, g, align, penalty, output) if p else 0.0
+        return 0.5 * (local + glob)
+
+    counts = [len(p) for p, _ in whole]
+    if scope == "batch":
+        all_errors = [e for errs in window_errors for e in errs]
+        all_p = [x for p, _ in whole for x in p]
+        all_g = [x for _, g in whole for x in g]
+        return _reduce([combine(all_errors, all_p, all_g)], [sum(counts)], reduction, scope)
+    values = [combine(window_errors[b], *whole[b]) for b in range(b_size)]
+    return _reduce(values, counts, reduction, scope)
+
+
+def confidence_metric3d_authors(prediction: Tensor, target: Tensor, confidence: Tensor, mask: Tensor) -> Tensor:
+    """Metric3D v2's ``ConfidenceLoss.forward`` as published (batch pooled, ``+ 1e-6`` in the denominator)."""
+    prediction, target, confidence = (x.detach().double() for x in (prediction, target, confidence))
+    conf_mask = torch.abs(target - prediction) < target
+    conf_mask = conf_mask & mask
+    gt_confidence = 1 - torch.abs((prediction[conf_mask] - target[conf_mask]) / target[conf_mask])
+    return torch.sum(torch.abs(confidence[conf_mask] - gt_confidence)) / (confidence[conf_mask].numel() + 1e-6)

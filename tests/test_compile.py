@@ -220,6 +220,11 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         DF.hdn(p, t, m), DF.hdn(p, t, m, grouping="depth", bins="range", reduction="pixel-mean"),
         DF.hdn_random(p, t, m, samples=(w.flatten(1)[:, :18].reshape(2, 3, 6) - 0.1).clamp(0.0, 0.999)),
         DF.ranking(p, t, m, num_pairs=30, seed=0), DF.ranking_pairs(t, m, num_pairs=30, seed=1).float(),
+        DF.gaussian_nll(p, t, w - 0.5, m), DF.laplace_nll(p, t, w - 0.5, m, residual="linear"),
+        DF.confidence_loss(p, t, w, m, detach_pred=False), DF.confidence_loss(p, t, w, m, form="unidepth"),
+        DF.local_ssi(p, t, m, num_windows=4), DF.local_ssi(p, t, m, w.expand(2, 3, 6, 7), num_windows=3, align="std"),
+        DF.temporal_gradient_matching(*(x.reshape(1, 2, 6, 7) for x in (p, t, m))),  # the batch as one clip
+        DF.video_depth(*(x.reshape(1, 2, 6, 7) for x in (p, t, m)), scales=2),
     ]  # fmt: skip
     return out
 

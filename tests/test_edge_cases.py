@@ -69,6 +69,27 @@ def as_video(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     return call
 
 
+def _with_map(
+    kernel: Callable[..., torch.Tensor], build: Callable[[torch.Tensor], torch.Tensor]
+) -> Callable[..., torch.Tensor]:
+    """A kernel whose third argument is a required map (``log_scale``, ``confidence``), built from pred's
+    shape, called as ``kernel(pred, target, mask, **kw)``; ``.wraps`` names the kernel it covers."""
+
+    def call(pred: torch.Tensor, target: torch.Tensor, mask: Any, **kw: Any) -> torch.Tensor:
+        return kernel(pred, target, build(pred), mask, **kw)
+
+    call.wraps = kernel  # type: ignore[attr-defined]
+    return call
+
+
+def _log_scale(pred: torch.Tensor) -> torch.Tensor:
+    return torch.linspace(-1.5, 0.5, pred.numel(), dtype=pred.dtype).reshape(pred.shape)
+
+
+def _confidence(pred: torch.Tensor) -> torch.Tensor:
+    return torch.linspace(0.1, 0.9, pred.numel(), dtype=pred.dtype).reshape(pred.shape)
+
+
 LOSSES: Dict[str, LossSpec] = {
     "ssi": LossSpec(DF.ssi, R.ssi, {}, True),
     "ssi_alpha0": LossSpec(DF.ssi, R.ssi, {"alpha": 0.0}, True),
@@ -83,6 +104,13 @@ LOSSES: Dict[str, LossSpec] = {
     ),
     "ssi_mae_batch_trim": LossSpec(DF.ssi_mae, R.ssi_mae, {"trim_scope": "batch"}, False),
     "ssi_lsq": LossSpec(DF.ssi_lsq, R.ssi_lsq, {}, True),
+    "depth_pro": LossSpec(DF.depth_pro, R.depth_pro, {"num_scales": 2}, False),
+    "depth_pro_no_trim": LossSpec(DF.depth_pro, R.depth_pro, {"num_scales": 3, "trim": 0.0}, False),
+    "mage": LossSpec(DF.mage, R.mage, {"num_scales": 2}, False),
+    "male": LossSpec(DF.male, R.male, {"num_scales": 2}, False),
+    "msge": LossSpec(DF.msge, R.msge, {"num_scales": 2}, False),
+    "grad_l1": LossSpec(DF.grad_l1, R.grad_l1, {}, False),
+    "grad_l1_atan": LossSpec(DF.grad_l1, R.grad_l1, {"angle": "atan"}, False),
     "hdn": LossSpec(DF.hdn, R.hdn, {}, False),
     "hdn_range_depth": LossSpec(DF.hdn, R.hdn, {"grouping": "depth", "bins": "range", "min_pixels": 2}, False),
     "hdn_random": LossSpec(DF.hdn_random, R.hdn_random, {"samples": HDN_SAMPLES}, False),
@@ -110,6 +138,23 @@ LOSSES: Dict[str, LossSpec] = {
         as_video(DF.temporal_gradient_matching), as_video(R.temporal_gradient_matching), {"threshold": 0.5}, False
     ),
     "video_depth": LossSpec(as_video(DF.video_depth), as_video(R.video_depth), {"scales": 2, "threshold": 0.5}, False),
+    "gaussian_nll": LossSpec(_with_map(DF.gaussian_nll, _log_scale), _with_map(R.gaussian_nll, _log_scale), {}, False),
+    "laplace_nll": LossSpec(
+        _with_map(DF.laplace_nll, _log_scale), _with_map(R.laplace_nll, _log_scale), {"residual": "linear"}, False
+    ),
+    "confidence": LossSpec(
+        _with_map(DF.confidence_loss, _confidence),
+        _with_map(R.confidence_loss, _confidence),
+        {"detach_pred": False},
+        False,
+    ),
+    "confidence_unidepth": LossSpec(
+        _with_map(DF.confidence_loss, _confidence),
+        _with_map(R.confidence_loss, _confidence),
+        {"detach_pred": False, "form": "unidepth"},
+        False,
+    ),
+    "local_ssi": LossSpec(DF.local_ssi, R.local_ssi, {"num_windows": 6, "output": "linear"}, False),
 }
 
 
@@ -149,7 +194,7 @@ def loss_tolerance(name: str, case: Case, dtype: torch.dtype) -> Dict[str, float
         return {"atol": ratio * math.sqrt(64 * torch.finfo(dtype).eps * float((g * g).max())) + base}
     if dtype == torch.float64:
         return {}
-    if name in ("ssi_lsq", "midas"):
+    if name in ("ssi_lsq", "midas", "local_ssi"):
         return {"atol": 64 * torch.finfo(dtype).eps * float(t.abs().max()) ** 2 + 2e-6}
     return {}
 
@@ -233,6 +278,7 @@ def test_every_functional_loss_is_covered() -> None:
     import depthloss
 
     kernels = {getattr(spec.kernel, "video_kernel", spec.kernel) for spec in LOSSES.values()}
+    kernels |= {getattr(spec.kernel, "wraps", None) for spec in LOSSES.values()}
     for name in depthloss.list_losses():
         fn = depthloss.loss_info(name).functional
         assert fn is None or fn in kernels, f"{name}: add its kernel and oracle to LOSSES"

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Tuple
 
 import numpy as np
 import pytest
@@ -61,6 +61,10 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 # ---------------------------------------------------------------------------------------------
 def _empty(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
     return torch.rand(shape, dtype=dtype)
+
+
+def _clips(*maps: Tensor) -> Tuple[Tensor, ...]:
+    return tuple(x.reshape(x.shape[0], 1, x.shape[-2], x.shape[-1]) for x in maps)
 
 
 B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
@@ -95,6 +99,20 @@ B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
     "clamp_grad": lambda p, t, m, w: DF.clamp_grad(p, 1.0).sum(),
     "ranking": lambda p, t, m, w: DF.ranking(p, t, m, num_pairs=30, seed=0),
     "ranking_pairs": lambda p, t, m, w: DF.ranking_pairs(t, m, num_pairs=30, seed=0),
+    "gaussian_nll": lambda p, t, m, w: DF.gaussian_nll(p, t, w, m),
+    "laplace_nll": lambda p, t, m, w: DF.laplace_nll(p, t, w, m),
+    "confidence_loss": lambda p, t, m, w: DF.confidence_loss(p, t, w, m, form="unidepth"),
+    "local_ssi": lambda p, t, m, w: DF.local_ssi(p, t, m, num_windows=4),
+    "depth_pro": lambda p, t, m, w: DF.depth_pro(p, t, m, num_scales=2),
+    "mage": lambda p, t, m, w: DF.mage(p, t, m, 2),
+    "male": lambda p, t, m, w: DF.male(p, t, m, 2),
+    "msge": lambda p, t, m, w: DF.msge(p, t, m, 2),
+    "grad_l1": lambda p, t, m, w: DF.grad_l1(p, t, m),
+    "hdn": lambda p, t, m, w: DF.hdn(p, t, m),
+    "hdn_random": lambda p, t, m, w: DF.hdn_random(p, t, m),
+    # video kernels: the empty batch as (0, T=1, H, W) clips
+    "temporal_gradient_matching": lambda p, t, m, w: DF.temporal_gradient_matching(*_clips(p, t, m)),
+    "video_depth": lambda p, t, m, w: DF.video_depth(*_clips(p, t, m), scales=2),
 }
 
 

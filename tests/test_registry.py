@@ -70,6 +70,10 @@ EXPECTED_CLASSES = {
     "ranking": depthloss.RankingLoss,
     "temporal-gradient-matching": depthloss.TemporalGradientMatchingLoss,
     "video-depth": depthloss.VideoDepthLoss,
+    "gaussian-nll": depthloss.GaussianNLLLoss,
+    "laplace-nll": depthloss.LaplaceNLLLoss,
+    "confidence": depthloss.ConfidenceLoss,
+    "local-ssi": depthloss.LocalSSILoss,
 }
 
 
@@ -315,6 +319,8 @@ def test_list_losses_wildcards() -> None:
     assert list_losses("ssi*") == ["ssi", "ssi-silog", "ssi-trim"]
     assert list_losses("*SSI*") == [
         "enhanced-ssi",
+        "gaussian-nll",  # gau-ssi-an
+        "local-ssi",
         "near-field-ssi-silog",
         "progressive-ssi",
         "ssi",

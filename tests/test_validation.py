@@ -72,6 +72,7 @@ PAIRS: Dict[str, Pair] = {
     "ssi_trim": Pair(DF.ssi_trim, "pred", "target", False, True),
     "scale_adaptive": Pair(DF.scale_adaptive, "pred", "target", False, True),
     "near_field_ssi_silog": Pair(DF.near_field_ssi_silog, "pred_inv", "target_inv", True, True),
+    "local_ssi": Pair(DF.local_ssi, "pred", "target", False, True),
 }
 
 

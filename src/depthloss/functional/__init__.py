@@ -30,9 +30,11 @@ Conventions shared by every kernel (see the README):
 
 from depthloss.functional.abs_rel import abs_rel
 from depthloss.functional.berhu import berhu
+from depthloss.functional.confidence import confidence_loss
 from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_weights
 from depthloss.functional.depth_pro import depth_pro
 from depthloss.functional.enhanced_ssi import enhanced_ssi
+from depthloss.functional.gaussian_nll import gaussian_nll
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.grad_l1 import grad_l1
 from depthloss.functional.hdn import hdn
@@ -47,6 +49,8 @@ from depthloss.functional.image import (
     sobel_mask,
 )
 from depthloss.functional.l1 import l1
+from depthloss.functional.laplace_nll import laplace_nll
+from depthloss.functional.local_ssi import local_ssi
 from depthloss.functional.mage import mage
 from depthloss.functional.male import male
 from depthloss.functional.midas import midas
@@ -85,17 +89,21 @@ __all__ = [
     "abs_rel",
     "berhu",
     "clamp_grad",
+    "confidence_loss",
     "depth_pro",
     "depth_to_inv",
     "downsample",
     "downsample_sparse",
     "enhanced_ssi",
+    "gaussian_nll",
     "grad_l1",
     "gradient_matching",
     "hdn",
     "hdn_random",
     "inv_to_depth",
     "l1",
+    "laplace_nll",
+    "local_ssi",
     "lsq_scale_shift",
     "mad_normalize",
     "mage",

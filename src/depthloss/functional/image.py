@@ -19,12 +19,16 @@ from depthloss.functional._plumbing import Reduction, Scope, autocast_off, compu
 __all__ = [
     "Gradients",
     "SparseDepth",
+    "Windows",
     "derivatives",
     "downsample",
     "downsample_sparse",
+    "edge_magnitude",
+    "gather_windows",
     "gradient_matching",
     "gradient_sums",
     "gradient_term",
+    "image_edge_magnitude",
     "masked_mean_pool",
     "pyramid_size",
     "reduce_data_and_gradient",
@@ -375,3 +379,65 @@ def downsample_sparse(depth: Tensor, mask: Tensor, factor: int, mode: SparseMode
     nearest = _like(-F.max_pool2d(torch.where(_as4d(mask), -_as4d(d), -torch.inf), factor, factor, ceil_mode=True), d)
     valid = nearest < torch.inf
     return SparseDepth(torch.where(valid, nearest, 0.0), valid)
+
+
+# -- edge maps and local windows (local / edge-guided SSI) ------------------------------------
+def edge_magnitude(x: Tensor, valid: Tensor) -> Tensor:
+    """Sobel gradient magnitude ``sqrt(gx² + gy²)`` of a depth-like map, 0 where the 3x3 window is invalid.
+
+    ``x``: ``(B, H, W)`` finite where valid; ``valid``: bool of the same shape. Detached (edges
+    only choose where windows go).
+    """
+    x = x.detach()
+    if x.shape[-2] < 3 or x.shape[-1] < 3:
+        return torch.zeros_like(x)
+    (gx, gy), (window, _) = derivatives(torch.where(valid, x, 0.0), valid, "sobel")
+    mag = torch.sqrt(gx * gx + gy * gy)
+    return F.pad(torch.where(window, mag, 0.0), (1, 1, 1, 1))
+
+
+def image_edge_magnitude(image: Tensor, valid: Tensor, border: int = 3) -> Tensor:
+    """UniDepth V2's image edges: per-channel Sobel (zero padding), RMS over channels of ``gx``
+    and of ``gy``, magnitude ``sqrt(gx² + gy²)``, 0 on a ``border``-pixel frame and where ``valid``
+    is false or its 3x3 window holds an invalid pixel (image values there are never read).
+    ``image``: ``(B, C, H, W)``; ``valid``: bool ``(B, H, W)``; returns ``(B, H, W)``, detached."""
+    h, w = image.shape[-2:]
+    if h < 3 or w < 3:
+        return torch.zeros_like(valid, dtype=image.dtype)
+    img = torch.where(valid.unsqueeze(1), image.detach(), 0.0)
+    padded = F.pad(img, (1, 1, 1, 1))
+    ones = torch.ones_like(padded, dtype=torch.bool)
+    (gx, gy), _ = derivatives(padded, ones, "sobel")  # (B, C, H, W): the 'same' convolution
+    gx = torch.sqrt((gx * gx).mean(dim=1))
+    gy = torch.sqrt((gy * gy).mean(dim=1))
+    mag = torch.sqrt(gx * gx + gy * gy)
+    rows_ = torch.arange(h, device=img.device).unsqueeze(1)
+    cols = torch.arange(w, device=img.device).unsqueeze(0)
+    inner = (rows_ >= border) & (rows_ < h - border) & (cols >= border) & (cols < w - border)
+    stencil = F.pad(derivatives(valid.float(), valid, "sobel")[1][0], (1, 1, 1, 1), value=False)
+    return torch.where(inner & stencil, mag, 0.0)
+
+
+class Windows(NamedTuple):
+    """Square windows gathered from ``(B, N)`` rows: values ``(B, K, P)`` and where they are inside the image."""
+
+    values: Tuple[Tensor, ...]
+    inside: Tensor
+
+
+def gather_windows(maps: Tuple[Tensor, ...], centres: Tensor, height: int, width: int, size: int) -> Windows:
+    """The ``size x size`` windows (``size`` odd) centred on flat positions ``centres`` ``(B, K)``.
+
+    ``maps`` are ``(B, H * W)`` rows; positions outside the image are clamped for the gather
+    and marked ``inside = False`` (UniDepth pads with zeros there, which its mask drops too).
+    """
+    half = size // 2
+    offsets = torch.arange(-half, half + 1, device=centres.device)
+    cy, cx = centres // width, centres % width  # (B, K)
+    y = cy.unsqueeze(-1).unsqueeze(-1) + offsets.view(1, 1, -1, 1)  # (B, K, size, 1)
+    x = cx.unsqueeze(-1).unsqueeze(-1) + offsets.view(1, 1, 1, -1)  # (B, K, 1, size)
+    inside = (y >= 0) & (y < height) & (x >= 0) & (x < width)  # (B, K, size, size)
+    b, k = centres.shape
+    flat = (y.clamp(0, height - 1) * width + x.clamp(0, width - 1)).reshape(b, k * size * size)
+    values = tuple(m.gather(1, flat).reshape(b, k, size * size) for m in maps)
+    return Windows(values, inside.reshape(b, k, size * size))

@@ -25,6 +25,7 @@ __all__ = [
     "pick_valid",
     "sample_distinct_pairs",
     "sample_valid",
+    "spread_valid",
     "uniform",
 ]
 
@@ -167,3 +168,19 @@ def sample_distinct_pairs(
     ranks = torch.cat([k1, k2], dim=-1).reshape(g, 2 * num)
     index = torch.searchsorted(running, ranks + 1).clamp(max=max(valid.shape[-1] - 1, 0))
     return Samples(index.reshape(g, num, 2), (n >= 2).expand(g, num))
+
+
+# -- deterministic spread of positions (local / edge-guided SSI) -------------------------------
+def spread_valid(valid: Tensor, num: int) -> Samples:
+    """``num`` positions per row spread evenly over the row's valid entries in raster order.
+
+    Sample ``j`` is the valid entry of rank ``floor((j + 1/2) n / num)`` (0-based), so the
+    positions cover the row from start to end; with fewer than ``num`` valid entries some
+    repeat. Deterministic (no RNG): rows without a valid entry give position 0, ``ok = False``.
+    """
+    running = valid.cumsum(dim=-1)
+    n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
+    j = torch.arange(num, device=valid.device, dtype=torch.float64).unsqueeze(0) + 0.5
+    k = (j * n / num).floor().long().clamp(max=(n - 1).clamp(min=0))
+    index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
+    return Samples(index, (n > 0).expand_as(index))

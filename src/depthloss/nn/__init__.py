@@ -6,12 +6,16 @@ Importing this package registers every loss with :mod:`depthloss.registry`.
 from depthloss.nn.abs_rel import AbsRelLoss
 from depthloss.nn.base import DepthLoss, valid_mask
 from depthloss.nn.berhu import BerHuLoss
+from depthloss.nn.confidence import ConfidenceLoss
 from depthloss.nn.depth_pro import DepthProLoss
 from depthloss.nn.enhanced_ssi import EnhancedSSILoss
+from depthloss.nn.gaussian_nll import GaussianNLLLoss
 from depthloss.nn.grad_l1 import GradL1Loss
 from depthloss.nn.hdn import HDNLoss
 from depthloss.nn.hdn_random import HDNRandomLoss
 from depthloss.nn.l1 import L1Loss
+from depthloss.nn.laplace_nll import LaplaceNLLLoss
+from depthloss.nn.local_ssi import LocalSSILoss
 from depthloss.nn.mage import MAGELoss
 from depthloss.nn.male import MALELoss
 from depthloss.nn.midas import MiDaSLoss
@@ -32,13 +36,17 @@ from depthloss.nn.video_depth import VideoDepthLoss
 __all__ = [
     "AbsRelLoss",
     "BerHuLoss",
+    "ConfidenceLoss",
     "DepthLoss",
     "DepthProLoss",
     "EnhancedSSILoss",
+    "GaussianNLLLoss",
     "GradL1Loss",
     "HDNLoss",
     "HDNRandomLoss",
     "L1Loss",
+    "LaplaceNLLLoss",
+    "LocalSSILoss",
     "MAGELoss",
     "MALELoss",
     "MSELoss",
