@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import depthloss
 from depthloss import NearFieldSSISilog, ScaleAdaptiveLoss, SupervisedLoss
 
 SIZES_EVEN = [(16, 16), (8, 8), (4, 4), (2, 2)]
@@ -442,3 +443,21 @@ def test_from_config_routes_the_losses_num_scales() -> None:
         assert "num_scales" in str(err) and "supervised_num_scales" in str(err), str(err)
         return
     assert sup.num_scales == 4 and sup.loss.config.num_scales == 2
+
+
+def test_keyword_inputs_reach_the_loss_at_every_scale() -> None:
+    """Issue 14: losses with forward inputs (log_scale, K, ...) work through SupervisedLoss."""
+    sup = depthloss.SupervisedLoss(method="gaussian-nll", num_scales=2, input_space="depth")
+    preds = [torch.rand(2, 1, 16, 16) + 1.0, torch.rand(2, 1, 8, 8) + 1.0]
+    target = torch.rand(2, 1, 16, 16) + 1.0
+    scales = [torch.zeros(2, 1, 16, 16), torch.zeros(2, 1, 8, 8)]
+    out = sup(preds, target, log_scale=scales)
+    single = depthloss.get_loss("gaussian-nll", input_space="depth")
+    first = single(preds[0], target, log_scale=scales[0])
+    assert torch.isfinite(out["loss"]) and out["metrics"]["scale0/loss"] == first
+    with pytest.raises(ValueError, match="log_scale must hold one value per prediction"):
+        sup(preds, target, log_scale=scales[:1])
+    with pytest.raises(TypeError, match="unexpected inputs \\['K'\\]"):
+        sup(preds, target, log_scale=scales, K=torch.eye(3))
+    with pytest.raises(TypeError, match="log_scale"):  # a missing required input names itself
+        sup(preds, target)

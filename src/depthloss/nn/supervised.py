@@ -121,6 +121,7 @@ class SupervisedLoss(nn.Module):
         target: Tensor,
         masks: Masks = None,
         progress: Union[float, Tensor, None] = None,
+        **inputs: Any,
     ) -> Dict[str, Any]:
         """Average the loss over prediction scales.
 
@@ -131,11 +132,16 @@ class SupervisedLoss(nn.Module):
             masks: optional bool mask at full resolution (pooled to every scale), or a
                 sequence with one mask (or ``None``) per prediction at its resolution.
             progress: training progress in [0, 1]; ``None`` uses :attr:`progress`.
+            **inputs: the loss's keyword inputs (``loss_info(name).inputs``: intrinsics ``K``,
+                a predicted ``log_scale``, ``confidence``, an ``image``, ...), each a list or
+                tuple with one value per prediction (at its resolution: scale ``K`` with the
+                image), or one value passed unchanged to every scale.
 
         Returns:
             ``{"loss": scalar (or (B,) with reduction="none"), "metrics": {...}}``.
         """
         pred_list = self.validate(preds, target, masks, progress)
+        per_scale = self._input_lists(inputs, len(pred_list))
         mask_list = self._mask_list(masks, pred_list)
         valid = valid_mask(target, masks if isinstance(masks, Tensor) else None)
         target_clean = torch.where(valid, target, torch.zeros_like(target))
@@ -153,7 +159,7 @@ class SupervisedLoss(nn.Module):
             mask_i = mask_list[i]
             if mask_i is not None:
                 valid_i = valid_i & mask_i
-            extra = {}
+            extra = {k: v[i] for k, v in per_scale.items()}
             if weights_full is not None:
                 extra["weights"] = match_resolution(weights_full, valid, size, self.target_downsample)[0]
             loss_i = self.loss(pred, target_i.reshape(pred.shape), valid_i.reshape(pred.shape), progress, **extra)
@@ -163,6 +169,25 @@ class SupervisedLoss(nn.Module):
         metrics["loss"] = loss.detach() if loss.dim() == 0 else loss.detach().mean()
         self.metrics = metrics
         return {"loss": loss, "metrics": metrics}
+
+    def _input_lists(self, inputs: Dict[str, Any], n: int) -> Dict[str, List[Any]]:
+        """Each keyword input as one value per scale (a list/tuple must have one per prediction)."""
+        accepted = tuple(getattr(self.loss, "inputs", ()))
+        unknown = sorted(set(inputs) - set(accepted))
+        if unknown:
+            raise TypeError(
+                f"SupervisedLoss.forward got unexpected inputs {unknown}; the loss {self.method!r} accepts "
+                f"{', '.join(accepted) if accepted else 'none'}"
+            )
+        out: Dict[str, List[Any]] = {}
+        for key, value in inputs.items():
+            if isinstance(value, (list, tuple)):
+                if len(value) < n:
+                    raise ValueError(f"{key} must hold one value per prediction ({n}), got {len(value)}")
+                out[key] = list(value[:n])
+            else:
+                out[key] = [value] * n
+        return out
 
     def validate(
         self, preds: Preds, target: Tensor, masks: Masks = None, progress: Union[float, Tensor, None] = None
@@ -203,7 +228,10 @@ class SupervisedLoss(nn.Module):
     def _infer_parameters(
         self, module: nn.Module, args: Tuple[Any, ...], kwargs: Optional[Dict[str, Any]] = None
     ) -> None:
-        self.validate(*args, **(kwargs or {}))
+        kwargs = dict(kwargs or {})
+        standard = {k: kwargs.pop(k) for k in ("preds", "target", "masks", "progress") if k in kwargs}
+        pred_list = self.validate(*args[:4], **standard)
+        self._input_lists(kwargs, len(pred_list))
 
     def _mask_list(self, masks: Masks, preds: List[Tensor]) -> List[Optional[Tensor]]:
         if masks is None or isinstance(masks, Tensor):
