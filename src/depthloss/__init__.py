@@ -19,6 +19,7 @@ from depthloss.nn import (
     MiDaSLoss,
     MSELoss,
     NearFieldSSISilog,
+    NormalLoss,
     ProgressiveSSILoss,
     ScaleAdaptiveLoss,
     SILogLoss,
@@ -26,6 +27,7 @@ from depthloss.nn import (
     SSISilogLoss,
     SSITrimLoss,
     SupervisedLoss,
+    VNLLoss,
 )
 from depthloss.registry import LossInfo, get_loss, list_losses, loss_info, register_loss
 
@@ -39,6 +41,7 @@ __all__ = [
     "MSELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
+    "NormalLoss",
     "ProgressiveSSILoss",
     "SILogLoss",
     "SSILoss",
@@ -46,6 +49,7 @@ __all__ = [
     "SSITrimLoss",
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
+    "VNLLoss",
     "__version__",
     "accelerations",
     "accelerations_enabled",

@@ -9,6 +9,7 @@ named by concept:
 - :mod:`~depthloss.functional.image`: Sobel and forward-difference derivatives, gradient
   matching, pyramids of dense and sparse maps;
 - :mod:`~depthloss.functional.depth`: depth <-> inverse depth, near-field weights;
+- :mod:`~depthloss.functional.geometry`: back-projection with intrinsics, normals from depth;
 - :mod:`~depthloss.functional.schedules`: hyper-parameters that move with training progress.
 
 Conventions shared by every kernel (see the README):
@@ -32,6 +33,7 @@ from depthloss.functional.abs_rel import abs_rel
 from depthloss.functional.berhu import berhu
 from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_weights
 from depthloss.functional.enhanced_ssi import enhanced_ssi
+from depthloss.functional.geometry import Normals, backproject, depth_to_normals
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.image import (
     Gradients,
@@ -46,6 +48,7 @@ from depthloss.functional.l1 import l1
 from depthloss.functional.midas import midas
 from depthloss.functional.mse import mse
 from depthloss.functional.near_field_ssi_silog import NearFieldConfig, near_field_ssi_silog
+from depthloss.functional.normal import normal
 from depthloss.functional.progressive_ssi import progressive_ssi
 from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
 from depthloss.functional.schedules import scale_weights, schedule
@@ -64,18 +67,22 @@ from depthloss.functional.statistics import (
     masked_median,
     masked_var,
 )
+from depthloss.functional.vnl import vnl, vnl_samples
 
 __all__ = [
     "Gradients",
     "MadNormalized",
     "NearFieldConfig",
+    "Normals",
     "ScaleAdaptiveConfig",
     "ScaleShift",
     "SparseDepth",
     "abs_rel",
+    "backproject",
     "berhu",
     "clamp_grad",
     "depth_to_inv",
+    "depth_to_normals",
     "downsample",
     "downsample_sparse",
     "enhanced_ssi",
@@ -91,6 +98,7 @@ __all__ = [
     "mse",
     "near_field_ssi_silog",
     "near_field_weights",
+    "normal",
     "progressive_ssi",
     "scale_adaptive",
     "scale_weights",
@@ -103,4 +111,6 @@ __all__ = [
     "ssi_mae",
     "ssi_silog",
     "ssi_trim",
+    "vnl",
+    "vnl_samples",
 ]

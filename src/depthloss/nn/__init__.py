@@ -11,6 +11,7 @@ from depthloss.nn.l1 import L1Loss
 from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
+from depthloss.nn.normal import NormalLoss
 from depthloss.nn.progressive_ssi import ProgressiveSSILoss
 from depthloss.nn.scale_adaptive import ScaleAdaptiveLoss
 from depthloss.nn.silog import SILogLoss
@@ -18,6 +19,7 @@ from depthloss.nn.ssi import SSILoss
 from depthloss.nn.ssi_silog import SSISilogLoss
 from depthloss.nn.ssi_trim import SSITrimLoss
 from depthloss.nn.supervised import SupervisedLoss
+from depthloss.nn.vnl import VNLLoss
 
 __all__ = [
     "AbsRelLoss",
@@ -28,6 +30,7 @@ __all__ = [
     "MSELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
+    "NormalLoss",
     "ProgressiveSSILoss",
     "SILogLoss",
     "SSILoss",
@@ -35,5 +38,6 @@ __all__ = [
     "SSITrimLoss",
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
+    "VNLLoss",
     "valid_mask",
 ]
