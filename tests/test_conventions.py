@@ -29,7 +29,19 @@ import torch
 from torch import Tensor
 
 import depthloss
-from helpers import NAMES, SPACES, assert_equal, build, junk_like, loss_inputs, small_kwargs, to_input_space
+from helpers import (
+    NAMES,
+    SPACES,
+    STENCIL_LOSSES,
+    assert_equal,
+    build,
+    extra_input,
+    gen,
+    junk_like,
+    loss_inputs,
+    small_kwargs,
+    to_input_space,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -64,7 +76,8 @@ def test_finite_value_and_gradient_zero_at_invalid_pixels(name: str, space: str,
     loss = inputs.call(per_name(name, space), pred)
     assert loss.shape == () and loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
-    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad.abs().sum() > 0 or (name in STENCIL_LOSSES and density < 1.0)
     assert torch.equal(pred.grad[~inputs.valid], torch.zeros_like(pred.grad[~inputs.valid])), (
         "invalid pixels: exactly 0"
     )
@@ -144,7 +157,9 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
     garbage = torch.where(invalid, torch.full_like(inputs.target, 123.0), inputs.target)
     module = per_name(name, space)
     clean_extra = extra_inputs(inputs)
-    dirty_extra = {k: torch.where(invalid, float("nan"), v) for k, v in clean_extra.items()}
+    dirty_extra = {  # maps only: intrinsics K are per image
+        k: torch.where(invalid, float("nan"), v) if v.shape == invalid.shape else v for k, v in clean_extra.items()
+    }
     results = []
     for pred_junk, target, mask, extra in (
         (False, inputs.target, None, clean_extra),
@@ -170,7 +185,7 @@ def test_invalid_values_do_not_leak(name: str, space: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_empty_batch(name: str, layout: tuple) -> None:
     """Issue 12 item 4: B = 0 failed in every loss (cannot reshape tensor of 0 elements)."""
-    extra = {k: torch.rand(layout) for k in depthloss.loss_info(name).inputs}
+    extra = {k: extra_input(k, torch.rand(layout), gen(0)) for k in depthloss.loss_info(name).inputs}
     for space in SPACES:
         pred = torch.rand(layout, requires_grad=True)
         loss = per_name(name, space)(pred, torch.rand(layout), progress=0.3, **extra)
@@ -266,7 +281,7 @@ def test_runs_inside_bf16_autocast(name: str) -> None:
         loss_bf16.detach(), inputs.call(module, pred_bf16.detach().float()), rtol=1e-5, atol=1e-6
     )
     (loss + loss_bf16).backward()
-    assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    assert torch.isfinite(pred.grad).all() and (pred.grad.abs().sum() > 0 or name in STENCIL_LOSSES)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -60,6 +60,8 @@ EXPECTED_CLASSES = {
     "midas": MiDaSLoss,
     "scale-adaptive": ScaleAdaptiveLoss,
     "near-field-ssi-silog": NearFieldSSISilog,
+    "normal": depthloss.NormalLoss,
+    "vnl": depthloss.VNLLoss,
 }
 
 

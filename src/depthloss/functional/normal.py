@@ -16,6 +16,11 @@ __all__ = ["check_target_normals", "normal"]
 NormalKind = Literal["cosine", "angle"]
 
 
+def valid_pixels(pred: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """The mask, or every pixel."""
+    return torch.ones_like(pred, dtype=torch.bool) if mask is None else mask
+
+
 def check_target_normals(target_normals: object, ref: Tensor, name: str = "target_normals") -> None:
     """Ground-truth normals: a floating ``(B, 3, H, W)`` tensor matching the depth map ``ref``."""
     if target_normals is None:
@@ -129,4 +134,7 @@ def normal(
     err = torch.where(valid, err, torch.zeros_like(err))
     r, v = rows(err, scope), rows(valid, scope)
     count = v.sum(dim=-1)
-    return reduce_images(safe_div(r.sum(dim=-1), count.to(r.dtype)), count, reduction)
+    values = safe_div(r.sum(dim=-1), count.to(r.dtype))
+    if reduction == "pixel-mean":  # images weighted by their valid pixels (the mask's), as every loss
+        return reduce_images(values, rows(valid_pixels(pred, mask), scope).sum(dim=-1), reduction)
+    return reduce_images(values, count, reduction)

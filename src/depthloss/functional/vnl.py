@@ -86,8 +86,9 @@ def vnl_samples(
         (torch.Size([1, 4, 3]), True)
     """
     check_generator(generator, valid)
-    v = valid.reshape(valid.shape[0], -1)
-    b, n_pix = v.shape
+    b = valid.shape[0]
+    n_pix = valid.shape[-1] * (valid.shape[-2] if valid.dim() > 2 else 1)
+    v = valid.reshape(b, n_pix)
     running = v.cumsum(dim=-1)
     n = running[:, -1:] if n_pix else running.sum(dim=-1, keepdim=True)
     if seed is not None:
@@ -132,13 +133,13 @@ def vnl_terms(
     delta_z: float,
 ) -> TripletTerms:
     """The virtual normals of the sampled triplets and the authors' rejection of degenerate ones."""
-    b = pred.shape[0]
+    b, n_pix = pred.shape[0], pred.shape[-2] * pred.shape[-1]
     dtype = compute_dtype(pred, target)
-    v = valid.reshape(b, -1)
+    v = valid.reshape(b, n_pix)
     p = torch.where(valid, pred.to(dtype), 1.0)  # finite everywhere before back-projection
     t = torch.where(valid, target.to(dtype), 1.0)
-    pw_p = backproject(p, K).reshape(b, 3, -1)
-    pw_g = backproject(t, K).reshape(b, 3, -1)
+    pw_p = backproject(p, K).reshape(b, 3, n_pix)
+    pw_g = backproject(t, K).reshape(b, 3, n_pix)
     gp, gg = _gather(pw_p, samples), _gather(pw_g, samples)  # (B, 3, S, 3)
     s = samples.shape[1]
     corners_ok = v.gather(1, samples.reshape(b, s * 3)).reshape(b, s, 3).all(dim=-1)
@@ -285,4 +286,6 @@ def vnl(
         values = safe_div(-t.kept_sum, t.keep.to(err.dtype))
     else:
         values = safe_div(err.sum(dim=-1), count.to(err.dtype))
+    if reduction == "pixel-mean":  # images weighted by their valid pixels (the mask's), as every loss
+        return reduce_images(values, rows(valid, scope).sum(dim=-1), reduction)
     return reduce_images(values, count, reduction)
