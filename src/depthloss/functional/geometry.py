@@ -14,7 +14,7 @@ returned as a mask.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Literal, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -39,8 +39,8 @@ class Normals(NamedTuple):
     valid: Tensor
 
 
-def check_intrinsics(K: object, ref: Tensor, name: str = "K") -> None:
-    """Check the camera intrinsics against a depth map ``ref`` (metadata only: no value is read)."""
+def check_intrinsics(K: Any, ref: Tensor, name: str = "K") -> Intrinsics:
+    """Check the camera intrinsics against a depth map ``ref`` (metadata only: no value is read); return them."""
     batch = ref.shape[0]
     if K is None:
         raise TypeError(f"{name} (camera intrinsics) is required: {K_SHAPES}, in pixels of the input resolution")
@@ -55,7 +55,7 @@ def check_intrinsics(K: object, ref: Tensor, name: str = "K") -> None:
         ok = (K.dim() == 3 and shape[1:] == (3, 3)) or (K.dim() == 2 and shape[1] == 4)
         if not ok or shape[0] != batch:
             raise ValueError(f"{name} must be {K_SHAPES} with B = {batch}, got a tensor of shape {shape}")
-        return
+        return K
     if isinstance(K, (tuple, list)):
         if len(K) != 4:
             raise ValueError(f"{name} as a sequence must hold 4 values (fx, fy, cx, cy), got {len(K)}")
@@ -67,7 +67,7 @@ def check_intrinsics(K: object, ref: Tensor, name: str = "K") -> None:
                     )
             elif isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise TypeError(f"{name} entries must be numbers or tensors, got {type(v).__name__}")
-        return
+        return tuple(K)
     raise TypeError(f"{name} must be {K_SHAPES}, got {type(K).__name__}")
 
 

@@ -42,8 +42,8 @@ def check_target_normals(target_normals: object, ref: Tensor, name: str = "targe
 def normal(
     pred: Tensor,
     target: Tensor,
-    K: Intrinsics,
     mask: Optional[Tensor] = None,
+    K: Optional[Intrinsics] = None,
     kind: NormalKind = "cosine",
     stencil: Stencil = "central",
     eps: float = 1e-6,
@@ -78,9 +78,9 @@ def normal(
     Args:
         pred: ``(B, 1, H, W)`` or ``(B, H, W)`` predicted metric depth.
         target: same shape, target metric depth.
-        K: camera intrinsics in pixels: ``(B, 3, 3)`` or ``(B, 4)`` ``(fx, fy, cx, cy)`` tensor,
-            or a tuple ``(fx, fy, cx, cy)``.
         mask: bool validity, same shape (``None``: every pixel).
+        K: required: camera intrinsics in pixels: ``(B, 3, 3)`` or ``(B, 4)`` ``(fx, fy, cx, cy)`` tensor,
+            or a tuple ``(fx, fy, cx, cy)`` (a keyword: ``mask`` comes third, as in every loss).
         kind: ``"cosine"`` (default, ``1 - cos``, in [0, 2]) or ``"angle"`` (radians).
         stencil: ``"central"`` (default) or ``"forward"`` differences.
         eps: margin of the ``acos`` clamp (``kind="angle"``), default ``1e-6``.
@@ -100,14 +100,14 @@ def normal(
         >>> K = (2.0, 2.0, 2.0, 2.0)
         >>> v = torch.arange(5.0).reshape(1, 1, 5, 1).expand(1, 1, 5, 5)
         >>> flat, slanted = torch.full((1, 1, 5, 5), 3.0), 3.0 + 0.5 * v  # a surface rising along v
-        >>> normal(flat, flat, K), normal(2.0 * slanted, slanted, K) < 1e-6  # scale-free
+        >>> normal(flat, flat, K=K), normal(2.0 * slanted, slanted, K=K) < 1e-6  # scale-free
         (tensor(0.), tensor(True))
-        >>> normal(flat, slanted, K, kind="angle")  # mean angle in radians
+        >>> normal(flat, slanted, K=K, kind="angle")  # mean angle in radians
         tensor(0.2547)
     """
     check_pair(pred, target)
     check_mask(mask, pred)
-    check_intrinsics(K, pred)
+    K = check_intrinsics(K, pred)
     check_target_normals(target_normals, pred)
     check_choice("kind", kind, ("cosine", "angle"))
     check_choice("stencil", stencil, STENCILS)

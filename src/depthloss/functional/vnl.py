@@ -165,8 +165,8 @@ def vnl_terms(
 def vnl(
     pred: Tensor,
     target: Tensor,
-    K: Intrinsics,
     mask: Optional[Tensor] = None,
+    K: Optional[Intrinsics] = None,
     num_samples: Optional[int] = None,
     sample_ratio: float = 0.15,
     delta_cos: float = 0.867,
@@ -217,8 +217,8 @@ def vnl(
     Args:
         pred: ``(B, 1, H, W)`` or ``(B, H, W)`` predicted metric depth.
         target: same shape, target metric depth.
-        K: intrinsics in pixels: ``(B, 3, 3)``/``(B, 4)`` tensor or ``(fx, fy, cx, cy)``.
         mask: bool validity, same shape (``None``: every pixel).
+        K: required: intrinsics in pixels: ``(B, 3, 3)``/``(B, 4)`` tensor or ``(fx, fy, cx, cy)``.
         num_samples: triplets per image (default: ``int(sample_ratio * H * W)``).
         sample_ratio: triplets per pixel when ``num_samples`` is ``None`` (default 0.15).
         delta_cos: colinearity threshold on ``|cos|`` of two edges (default 0.867).
@@ -247,14 +247,14 @@ def vnl(
         >>> K = (4.0, 4.0, 3.5, 3.5)
         >>> u = torch.arange(8.0).reshape(1, 1, 1, 8).expand(1, 1, 8, 8)
         >>> target = 2.0 + 0.1 * u
-        >>> vnl(3.0 * target, target, K, seed=0) < 1e-6  # a scaled prediction has the same normals
+        >>> vnl(3.0 * target, target, K=K, seed=0) < 1e-6  # a scaled prediction has the same normals
         tensor(True)
-        >>> vnl(torch.full_like(target, 2.0), target, K, seed=0)
+        >>> vnl(torch.full_like(target, 2.0), target, K=K, seed=0)
         tensor(0.1823)
     """
     check_pair(pred, target)
     check_mask(mask, pred)
-    check_intrinsics(K, pred)
+    K = check_intrinsics(K, pred)
     check_generator(generator, pred)
     if num_samples is not None:
         check_int("num_samples", num_samples, low=0)

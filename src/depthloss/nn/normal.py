@@ -74,7 +74,7 @@ class NormalLoss(DepthLoss):
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "depth")
         loss = DF.normal(
-            p, t, inputs["K"], mask, self.kind, self.stencil, self.eps,
+            p, t, mask, inputs["K"], self.kind, self.stencil, self.eps,
             target_normals=inputs.get("target_normals"), reduction=self.reduction, scope=self.scope,
         )  # fmt: skip
         return loss, {}

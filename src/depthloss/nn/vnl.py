@@ -91,7 +91,7 @@ class VNLLoss(DepthLoss):
     ) -> Tuple[Tensor, Dict[str, Tensor]]:
         p, t = self.pair_in(pred, target, "depth")
         loss = DF.vnl(
-            p, t, inputs["K"], mask, self.num_samples, self.sample_ratio, self.delta_cos, self.delta_diff,
+            p, t, mask, inputs["K"], self.num_samples, self.sample_ratio, self.delta_cos, self.delta_diff,
             self.delta_z, self.trim, generator=inputs.get("generator"), seed=self.seed,
             reduction=self.reduction, scope=self.scope,
         )  # fmt: skip
