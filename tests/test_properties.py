@@ -719,6 +719,7 @@ def test_depth_inverse_round_trip(data, junk, dtype):
 # the registered modules: the invariances their metadata declares
 # --------------------------------------------------------------------------------------
 import depthloss  # noqa: E402
+from helpers import extra_input, gen  # noqa: E402
 
 INVARIANT = [n for n in depthloss.list_losses() if depthloss.loss_info(n).invariances]
 
@@ -741,10 +742,13 @@ def test_declared_invariances_hold_for_the_module(name, case, ab):
     space = "depth" if info.loss_space == "depth" else "inverse"
     assume(_mad_ok(case.pred, case.mask, 1e-3) and _rel_spread_ok(case.pred, case.mask, 1e-3))
     assume(_mad_ok(a * case.pred + b, case.mask, 1e-3))
-    module = depthloss.get_loss(name, input_space=space, reduction="none")
+    module = depthloss.get_loss(
+        name, input_space=space, reduction="none", **({"seed": 0} if "seed" in info.defaults else {})
+    )
     target = torch.where(case.mask, case.target, 0.0)
-    before = module(case.pred, target, progress=0.5)
-    after = module(a * case.pred + b, target, progress=0.5)
+    extra = {k: extra_input(k, case.pred, gen(0)) for k in info.inputs}  # e.g. intrinsics K
+    before = module(case.pred, target, progress=0.5, **extra)
+    after = module(a * case.pred + b, target, progress=0.5, **extra)
     close(after, before, rtol=1e-6, atol=1e-8 * (1.0 + float(before.abs().max())))
 
 

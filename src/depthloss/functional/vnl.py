@@ -144,13 +144,16 @@ def vnl_terms(
     s = samples.shape[1]
     corners_ok = v.gather(1, samples.reshape(b, s * 3)).reshape(b, s, 3).all(dim=-1)
     # -- the authors' filter_mask, on the target points --------------------------------------
-    d12, d13, d23 = gg[..., 1] - gg[..., 0], gg[..., 2] - gg[..., 0], gg[..., 2] - gg[..., 1]  # (B, 3, S)
+    # decided in float64 on the detached target, so the kept triplets do not depend on the
+    # precision the loss computes in (thresholds of cosines and lengths; no gradient flows here)
+    gc = _gather(backproject(t.detach().to(torch.float64), K).reshape(b, 3, n_pix), samples)
+    d12, d13, d23 = gc[..., 1] - gc[..., 0], gc[..., 2] - gc[..., 0], gc[..., 2] - gc[..., 1]  # (B, 3, S)
     diffs = torch.stack((d12, d13, d23), dim=-1).permute(0, 2, 3, 1)  # (B, S, 3 vectors, 3 xyz)
     energy = diffs @ diffs.transpose(-1, -2)
     length = torch.linalg.vector_norm(diffs, dim=-1)
     cosines = energy / (length.unsqueeze(-1) * length.unsqueeze(-2) + 1e-8)
     colinear = ((cosines > delta_cos) | (cosines < -delta_cos)).sum(dim=(-1, -2)) > 3
-    positive = (gg[:, 2] > delta_z).all(dim=-1)  # (B, S): every corner in front of the camera
+    positive = (gc[:, 2] > delta_z).all(dim=-1)  # (B, S): every corner in front of the camera
     small = diffs.abs() < delta_diff  # (B, S, vector, xyz)
     near = small.any(dim=2).all(dim=-1)  # in each of x, y and z some difference is small
     keep = corners_ok & positive & ~(near | colinear)
