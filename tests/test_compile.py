@@ -213,6 +213,9 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         *(DF.near_field_weights(t, th, 5.0, 0.3, mode) for mode in ("smooth", "linear", "step")),
         DF.scale_weights(pr, 4), *(DF.schedule(pr, kind, 1.0, 0.2) for kind in ("linear", "cosine", "step", "constant")),
         (100.0 * DF.clamp_grad(torch.where(m, p, 0.0), 0.5)).sum(),
+        DF.backproject(p, (4.0, 4.0, 3.0, 2.5)), DF.depth_to_normals(p, (4.0, 4.0, 3.0, 2.5), m).normals,
+        DF.normal(p, t, m, (4.0, 4.0, 3.0, 2.5), stencil="forward"), DF.vnl(p, t, m, (4.0, 4.0, 3.0, 2.5), seed=0),
+        DF.vnl_samples(m, 5, seed=0).float(),
     ]  # fmt: skip
     return out
 

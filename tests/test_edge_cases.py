@@ -83,6 +83,7 @@ LOSSES: Dict[str, LossSpec] = {
     "near_field_ssi_silog": LossSpec(
         DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
     ),
+    "normal": LossSpec(DF.normal, R.normal, {"K": (4.0, 4.0, 3.0, 2.5), "stencil": "forward"}, False),
 }
 
 
