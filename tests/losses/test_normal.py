@@ -223,3 +223,30 @@ class TestNormal:
         for hw in ((8, 9), (10, 7)):
             p, t = smooth_pair((2, 1, *hw), dtype=torch.float32)
             torch.testing.assert_close(compiled(p, t, K=K_TUPLE), module(p, t, K=K_TUPLE))
+
+    def test_intrinsics_forms_agree(self) -> None:
+        """A tuple of numbers, of 0-dim or (B,) tensors, a (B, 4) and a (B, 3, 3) tensor: the same points."""
+        depth = 0.5 + torch.rand(2, 1, 5, 6, generator=gen(2), dtype=torch.float64)
+        fx, fy, cx, cy = K_TUPLE
+        forms = [
+            K_TUPLE,
+            tuple(torch.tensor(v, dtype=torch.float64) for v in K_TUPLE),
+            tuple(torch.full((2,), v, dtype=torch.float64) for v in K_TUPLE),
+            torch.tensor([K_TUPLE, K_TUPLE], dtype=torch.float64),
+            torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64).expand(2, 3, 3),
+        ]
+        want = DF.backproject(depth, K_TUPLE)
+        for K in forms:
+            torch.testing.assert_close(DF.backproject(depth, K), want)
+        with pytest.raises(ValueError, match="K entries"):
+            DF.backproject(depth, (torch.ones(3), 1.0, 1.0, 1.0))
+        with pytest.raises(TypeError, match="K entries"):
+            DF.backproject(depth, (True, 1.0, 1.0, 1.0))
+        # depth_to_normals leaves invalid pixels' junk out of values and gradients
+        mask = torch.ones_like(depth, dtype=torch.bool)
+        mask[0, 0, 2, 2] = False
+        x = torch.where(mask, depth, float("nan")).requires_grad_(True)
+        out = DF.depth_to_normals(x, K_TUPLE, mask)
+        assert not out.valid[0, 0, 2, 2] and not out.valid[0, 0, 1, 2] and out.valid[0, 0, 1, 1]
+        out.normals.sum().backward()
+        assert torch.isfinite(x.grad).all() and x.grad[0, 0, 2, 2] == 0

@@ -70,10 +70,11 @@ def normal(
     depth offset only where it leaves the surface orientation unchanged (it does not in general:
     a back-projected offset bends the surface).
 
-    Normals from depth are the standard construction of GeoNet (Qi et al., CVPR 2018) and of
-    Metric3D v2 / the VNL authors' surface-normal evaluation; the published losses differ in the
-    difference stencil and the error (``1 - cos`` or the angle), both offered here. The angle
-    uses a clamped ``acos`` so that its gradient stays finite at parallel normals (it is 0 there).
+    Normals from cross products of differences of back-projected points are the usual
+    construction (e.g. GeoNet's depth-to-normal layer, the VNL authors' normal evaluation); the
+    published losses differ in the difference stencil and the error (``1 - cos`` or the angle),
+    both offered here. There is no single reference implementation to reproduce. The angle uses a
+    clamped ``acos`` so that its gradient stays finite at parallel normals (it is 0 there).
 
     Args:
         pred: ``(B, 1, H, W)`` or ``(B, H, W)`` predicted metric depth.
@@ -94,7 +95,7 @@ def normal(
     Reference:
         X. Qi et al., *GeoNet: Geometric Neural Network for Joint Depth and Surface Normal
         Estimation*, CVPR 2018; W. Yin et al., *Enforcing geometric constraints of virtual
-        normals for depth prediction*, ICCV 2019 (surface normals from depth, their Sec. 4).
+        normals for depth prediction*, ICCV 2019.
 
     Example:
         >>> K = (2.0, 2.0, 2.0, 2.0)

@@ -243,7 +243,7 @@ def vnl(
 
     Reference:
         W. Yin, Y. Liu, C. Shen, Y. Yan, *Enforcing geometric constraints of virtual normals for
-        depth prediction*, ICCV 2019 (Eq. 5-6); authors' code
+        depth prediction*, ICCV 2019; authors' code
         ``YvanYin/VNL_Monocular_Depth_Prediction``, ``lib/models/VNL_loss.py``.
 
     Example:
