@@ -9,6 +9,7 @@ NaN/inf and when the loss is back-propagated.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Callable, Dict, NamedTuple, Tuple
@@ -72,6 +73,9 @@ PAIRS: Dict[str, Pair] = {
     "ssi_trim": Pair(DF.ssi_trim, "pred", "target", False, True),
     "scale_adaptive": Pair(DF.scale_adaptive, "pred", "target", False, True),
     "near_field_ssi_silog": Pair(DF.near_field_ssi_silog, "pred_inv", "target_inv", True, True),
+    # the geometry losses (camera intrinsics K bound)
+    "normal": Pair(functools.partial(DF.normal, K=(4.0, 4.0, 3.0, 3.0)), "pred", "target", False, True),
+    "vnl": Pair(functools.partial(DF.vnl, K=(4.0, 4.0, 3.0, 3.0), seed=0), "pred", "target", False, True),
 }
 
 
