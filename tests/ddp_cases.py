@@ -55,9 +55,23 @@ class Case:
         return start, start + self.shards[rank]
 
 
+def _intrinsics(pred: Tensor) -> Tensor:
+    """Pinhole ``(B, 3, 3)`` intrinsics for the losses that take ``K`` (focal max(H, W), centred)."""
+    h, w = pred.shape[-2], pred.shape[-1]
+    f = float(max(h, w))
+    k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=pred.dtype)
+    return k.to(pred.device).expand(pred.shape[0], 3, 3)
+
+
 def _module(name: str, **kwargs: Any) -> LossCall:
+    info = depthloss.loss_info(name)
+    if "seed" in info.defaults:  # random triplets: the same per image on every rank and in the reference
+        kwargs.setdefault("seed", 0)
+
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
-        return depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)(pred, target, progress=PROGRESS)
+        extra = {"K": _intrinsics(pred)} if "K" in info.inputs else {}
+        loss = depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)
+        return loss(pred, target, progress=PROGRESS, **extra)
 
     return call
 

@@ -84,7 +84,17 @@ LOSSES: Dict[str, LossSpec] = {
         DF.near_field_ssi_silog, R.near_field_ssi_silog, {"progress": 0.5, "threshold_schedule": "linear"}, True
     ),
     "normal": LossSpec(DF.normal, R.normal, {"K": (4.0, 4.0, 3.0, 2.5), "stencil": "forward"}, False),
+    "vnl": LossSpec(DF.vnl, lambda *a, **kw: _vnl_oracle(*a, **kw), {"K": (4.0, 4.0, 3.0, 2.5), "seed": 0}, False),
 }
+
+
+def _vnl_oracle(pred: torch.Tensor, target: torch.Tensor, mask: Any, K: Any, seed: int, **kw: Any) -> torch.Tensor:
+    """The loop oracle on the triplets the kernel draws with ``seed`` (the sampling is reproduced, not the math)."""
+    from depthloss.functional.vnl import vnl_num_samples
+
+    valid = torch.ones_like(pred, dtype=torch.bool) if mask is None else mask
+    samples = DF.vnl_samples(valid, vnl_num_samples(pred.shape[-2], pred.shape[-1], 0.15), seed=seed)
+    return R.vnl(pred, target, mask, K, samples=samples, **kw)
 
 
 def loss_tolerance(name: str, case: Case, dtype: torch.dtype) -> Dict[str, float]:

@@ -93,6 +93,11 @@ B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
     "inv_to_depth": lambda p, t, m, w: DF.inv_to_depth(p),
     "near_field_weights": lambda p, t, m, w: DF.near_field_weights(p),
     "clamp_grad": lambda p, t, m, w: DF.clamp_grad(p, 1.0).sum(),
+    "backproject": lambda p, t, m, w: DF.backproject(p, (2.0, 2.0, 3.0, 3.0)),
+    "depth_to_normals": lambda p, t, m, w: DF.depth_to_normals(p, (2.0, 2.0, 3.0, 3.0), m).normals,
+    "normal": lambda p, t, m, w: DF.normal(p, t, m, (2.0, 2.0, 3.0, 3.0)),
+    "vnl": lambda p, t, m, w: DF.vnl(p, t, m, (2.0, 2.0, 3.0, 3.0)),
+    "vnl_samples": lambda p, t, m, w: DF.vnl_samples(m, 4, seed=0),
 }
 
 
