@@ -53,6 +53,8 @@ class TestVNL:
             DF.vnl(p, p, K=torch.ones(2, 3))
         with pytest.raises(TypeError, match="generator"):
             module(p, p, K=K_TUPLE, generator=0)
+        with pytest.raises(ValueError, match="generator or seed"):
+            build(NAME, "depth", seed=1)(p, p, K=K_TUPLE, generator=torch.Generator())
         with pytest.raises(ValueError, match=r"samples must have shape \(B, S, 3\)"):
             DF.vnl(p, p, K=K_TUPLE, samples=torch.zeros(2, 5, 2, dtype=torch.long))
         with pytest.raises(TypeError, match="samples"):

@@ -86,6 +86,8 @@ def vnl_samples(
         (torch.Size([1, 4, 3]), True)
     """
     check_generator(generator, valid)
+    if generator is not None and seed is not None:
+        raise ValueError("pass generator or seed, not both (seed: generator-free fixed draws)")
     b = valid.shape[0]
     n_pix = valid.shape[-1] * (valid.shape[-2] if valid.dim() > 2 else 1)
     v = valid.reshape(b, n_pix)
