@@ -208,14 +208,15 @@ def loss_case(name: str, inputs: Inputs, progress: float = PROGRESS) -> LossCase
     for pname, param in inspect.signature(info.cls.forward).parameters.items():
         if pname in _STANDARD_ARGS or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if pname in EXTRA_INPUTS and pname in info.inputs:  # optional inputs with a builder too
-            kwargs[pname] = EXTRA_INPUTS[pname](inputs)
-        elif param.default is inspect.Parameter.empty:
+        # declared inputs with a builder (optional ones too: hdn-random's samples, the K that
+        # normal / vnl check themselves), and required parameters
+        declared = pname in info.inputs and pname in EXTRA_INPUTS
+        if param.default is inspect.Parameter.empty or declared:
             if pname not in EXTRA_INPUTS:
                 raise KeyError(f"loss {name!r} needs the input {pname!r}: add a builder to gpu_check.EXTRA_INPUTS")
             kwargs[pname] = EXTRA_INPUTS[pname](inputs)
     module_kwargs: Dict[str, Any] = {"input_space": space}
-    if "seed" in info.defaults:  # losses that sample (ranking): the same samples on the device and the reference
+    if "seed" in info.defaults:  # losses that sample (ranking, vnl): the same draws on the device and the reference
         module_kwargs["seed"] = 0
     return LossCase(name, module_kwargs, pred, target, kwargs)
 
@@ -542,6 +543,13 @@ def _cpu_reference(case: LossCase, pred_dtype: torch.dtype) -> Tuple[float, Tens
     return float(value), grad.double()
 
 
+#: losses whose reduced-precision gradients may legitimately differ more (by this factor), and why:
+#: vnl's L1 of normal differences has a kink at 0 -- a normal component equal in pred and target to
+#: within float32 rounding flips the sign of its gradient (smoke ``small``: 49 kept triplets, one
+#: component differing by 1e-9 in float64 and 0 in float32 gives 1.04e-3; the value agrees to 2e-6)
+GRAD_RTOL_FACTOR: Dict[str, float] = {"vnl": 10.0}
+
+
 def compare(value: Tensor, grad: Optional[Tensor], ref: Tuple[float, Tensor], precision: Precision) -> Dict[str, Any]:
     """Errors against the reference and whether they are within the precision's tolerances."""
     ref_value, ref_grad = ref
@@ -608,7 +616,10 @@ def phase_parity(names: Sequence[str], shapes: Sequence[Shape], device: torch.de
                             value, grad = _value_and_grad(
                                 module, leaf, target, kwargs, autocast if p.autocast else None
                             )
-                            row["results"][p.name] = compare(value, grad, refs[key], p)
+                            tol = p
+                            if name in GRAD_RTOL_FACTOR and p.pred_dtype != torch.float64:
+                                tol = dataclasses.replace(p, grad_rtol=p.grad_rtol * GRAD_RTOL_FACTOR[name])
+                            row["results"][p.name] = compare(value, grad, refs[key], tol)
                         except Exception as exc:
                             row["results"][p.name] = {"status": "error", "error": _err(exc), "traceback": _tb(exc)}
                     statuses = {r["status"] for r in row["results"].values()}

@@ -217,8 +217,24 @@ def loss_args(name: str, inputs: Inputs) -> Tuple[Tensor, Tensor, Tensor]:
     return maps
 
 
+class WithIntrinsics(torch.nn.Module):
+    """A loss that needs camera intrinsics ``K``, called as ``loss(pred, target, mask)``: the
+    synthetic camera's ``(fx, fy, cx, cy)`` for the input size (focal ``0.58 max(H, W)``)."""
+
+    def __init__(self, loss: torch.nn.Module) -> None:
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, pred: Tensor, target: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        h, w = pred.shape[-2], pred.shape[-1]
+        f = 0.58 * max(h, w)
+        out: Tensor = self.loss(pred, target, mask, K=(f, f, (w - 1) / 2.0, (h - 1) / 2.0))
+        return out
+
+
 def build(name: str, device: torch.device) -> torch.nn.Module:
-    return depthloss.get_loss(name, input_space=input_space(name)).to(device)
+    module = depthloss.get_loss(name, input_space=input_space(name)).to(device)
+    return WithIntrinsics(module) if "K" in depthloss.loss_info(name).inputs else module
 
 
 #: required keyword inputs of ``forward`` beyond the maps, by name (built like ``pred``)

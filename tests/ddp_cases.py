@@ -60,14 +60,24 @@ class Case:
 REQUIRED_INPUTS = {"log_scale": -1.0, "confidence": 0.5}
 
 
+def _intrinsics(pred: Tensor) -> Tensor:
+    """Pinhole ``(B, 3, 3)`` intrinsics for the losses that take ``K`` (focal max(H, W), centred)."""
+    h, w = pred.shape[-2], pred.shape[-1]
+    f = float(max(h, w))
+    k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=pred.dtype)
+    return k.to(pred.device).expand(pred.shape[0], 3, 3)
+
+
 def _module(name: str, **kwargs: Any) -> LossCall:
-    if "seed" in depthloss.loss_info(name).defaults:  # sampling losses (ranking): seeded draws are per image
+    info = depthloss.loss_info(name)
+    if "seed" in info.defaults:  # sampling losses (ranking, vnl): seeded draws are per image
         kwargs = {"seed": 0, **kwargs}
 
     def call(pred: Tensor, target: Tensor, weights: Tensor, scope: str) -> Tensor:
         module = depthloss.get_loss(name, scope=scope, input_space="inverse", **kwargs)
-        inputs = depthloss.loss_info(name).inputs
-        extra = {k: torch.full_like(pred.detach(), v) for k, v in REQUIRED_INPUTS.items() if k in inputs}
+        extra = {k: torch.full_like(pred.detach(), v) for k, v in REQUIRED_INPUTS.items() if k in info.inputs}
+        if "K" in info.inputs:
+            extra["K"] = _intrinsics(pred)
         if module.input_layout == "video":  # the rows of each image as the frames of a clip: (B, H, 1, W)
             pred, target = (x.reshape(x.shape[0], x.shape[-2], 1, x.shape[-1]) for x in (pred, target))
         return module(pred, target, progress=PROGRESS, **extra)

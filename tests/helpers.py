@@ -27,6 +27,9 @@ from depthloss import _accel
 NAMES: List[str] = depthloss.list_losses()
 SPACES = ("inverse", "depth")
 NAN, INF = float("nan"), float("inf")
+#: losses defined only on full stencils of valid pixels (surface normals, derivative-only losses):
+#: sparse targets may give them no valid stencil at all, hence a zero loss and gradient
+STENCIL_LOSSES = frozenset({"normal", "grad-l1", "mage", "male", "msge"})
 
 
 def gen(seed: int) -> torch.Generator:
@@ -95,7 +98,16 @@ INPUT_BUILDERS: Dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
     "confidence": lambda pred, g: (0.05 + 0.9 * torch.rand(pred.shape, generator=g, dtype=torch.float64)).to(
         pred.dtype
     ),
+    "K": lambda pred, g: pinhole_k(pred),
 }
+
+
+def pinhole_k(pred: Tensor) -> Tensor:
+    """``(B, 3, 3)`` intrinsics for ``pred``'s size: focal ``max(H, W)`` pixels, principal point at the centre."""
+    b, h, w = pred.shape[0], pred.shape[-2], pred.shape[-1]
+    f = float(max(h, w))
+    k = torch.tensor([[f, 0.0, (w - 1) / 2.0], [0.0, f, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=pred.dtype)
+    return k.expand(b, 3, 3).clone()
 
 
 def extra_input(name: str, pred: Tensor, g: torch.Generator) -> Tensor:

@@ -153,6 +153,8 @@ def check_bad_inputs(name: str, **kwargs: Any) -> None:
         with pytest.raises(exc, match=pattern):
             module(*args, **{**extra, **kw})
     for key, value in extra.items():  # keyword inputs are checked like maps
+        if value.shape != p.shape:  # not a map (intrinsics K): checked in the loss's own file
+            continue
         with pytest.raises(ValueError, match=re.escape(key)):
             module(p, t, **{**extra, key: value[:, :, :3]})
 

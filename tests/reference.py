@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -2426,3 +2426,180 @@ def confidence_metric3d_authors(prediction: Tensor, target: Tensor, confidence: 
     conf_mask = conf_mask & mask
     gt_confidence = 1 - torch.abs((prediction[conf_mask] - target[conf_mask]) / target[conf_mask])
     return torch.sum(torch.abs(confidence[conf_mask] - gt_confidence)) / (confidence[conf_mask].numel() + 1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# geometry losses: normal, vnl (surface normals from depth, virtual normals of triplets)
+# --------------------------------------------------------------------------------------------
+def _k_values(K: Any, b: int) -> Tuple[float, float, float, float]:
+    """``(fx, fy, cx, cy)`` of image ``b`` from a tuple, a ``(B, 4)`` or a ``(B, 3, 3)`` tensor."""
+    if isinstance(K, Tensor):
+        k = K.detach().to(torch.float64)
+        if k.dim() == 3:
+            return float(k[b, 0, 0]), float(k[b, 1, 1]), float(k[b, 0, 2]), float(k[b, 1, 2])
+        return float(k[b, 0]), float(k[b, 1]), float(k[b, 2]), float(k[b, 3])
+    return tuple(float(v) for v in K)  # type: ignore[return-value]
+
+
+def _point(z: float, u: int, v: int, k: Tuple[float, float, float, float]) -> List[float]:
+    fx, fy, cx, cy = k
+    return [(u - cx) * z / fx, (v - cy) * z / fy, z]
+
+
+def _sub(a: List[float], b: List[float]) -> List[float]:
+    return [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+
+
+def _cross(a: List[float], b: List[float]) -> List[float]:
+    return [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+
+
+def _dot(a: List[float], b: List[float]) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _geo_reduce(values: List[float], counts: List[int], pixels: List[int], reduction: str) -> Tensor:
+    """Mean over images with a counted stencil/triplet; pixel-mean weighted by valid pixels."""
+    if reduction == "pixel-mean":
+        return torch.tensor(math.fsum(v * n for v, n in zip(values, pixels)) / max(sum(pixels), 1), dtype=torch.float64)
+    return _reduce(values, counts, reduction, "image")
+
+
+def _normal_at(
+    z: List[List[float]], m: List[List[bool]], i: int, j: int, k: Any, stencil: str
+) -> Optional[List[float]]:
+    """The unit normal facing the camera at pixel (i, j), or None when its stencil is not valid."""
+    h, w = len(z), len(z[0])
+    if stencil == "central":
+        cells = [(i, j), (i, j - 1), (i, j + 1), (i - 1, j), (i + 1, j)]
+    else:
+        cells = [(i, j), (i, j + 1), (i + 1, j)]
+    if not all(0 <= a < h and 0 <= c < w and m[a][c] for a, c in cells):
+        return None
+    P = {(a, c): _point(z[a][c], c, a, k) for a, c in cells}
+    if stencil == "central":
+        du, dv = _sub(P[(i, j + 1)], P[(i, j - 1)]), _sub(P[(i + 1, j)], P[(i - 1, j)])
+    else:
+        du, dv = _sub(P[(i, j + 1)], P[(i, j)]), _sub(P[(i + 1, j)], P[(i, j)])
+    n = _cross(dv, du)
+    if _dot(n, P[(i, j)]) > 0:  # face the camera
+        n = [-n[0], -n[1], -n[2]]
+    length = math.sqrt(_dot(n, n))
+    if length == 0.0:
+        return None
+    return [n[0] / length, n[1] / length, n[2] / length]
+
+
+def normal(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    K: Any = None,
+    kind: str = "cosine",
+    stencil: str = "central",
+    eps: float = 1e-6,
+    *,
+    target_normals: Optional[Tensor] = None,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Per pixel: normals of both depth maps from their back-projected neighbours, ``1 - cos`` or the angle."""
+    P, T = _images(pred), _images(target)
+    M = _mask_images(mask, pred)
+    errors: List[List[float]] = []
+    pixels: List[int] = []
+    for b in range(P.shape[0]):
+        k = _k_values(K, b)
+        m = M[b].tolist()
+        zp, zt = P[b].tolist(), T[b].tolist()
+        h, w = len(m), len(m[0]) if m else 0
+        errs = []
+        for i in range(h):
+            for j in range(w):
+                n_p = _normal_at(zp, m, i, j, k, stencil)
+                if target_normals is None:
+                    n_g = _normal_at(zt, m, i, j, k, stencil)
+                else:
+                    g = [float(target_normals[b, c, i, j]) for c in range(3)]
+                    length = math.sqrt(_dot(g, g)) if all(math.isfinite(x) for x in g) and m[i][j] else 0.0
+                    n_g = [x / length for x in g] if length > 0 else None
+                if n_p is None or n_g is None:
+                    continue
+                c = _dot(n_p, n_g)
+                errs.append(max(1.0 - c, 0.0) if kind == "cosine" else math.acos(min(max(c, -1.0 + eps), 1.0 - eps)))
+        errors.append(errs)
+        pixels.append(int(M[b].sum()))
+    if scope == "batch":
+        pooled = [e for errs in errors for e in errs]
+        return torch.tensor(math.fsum(pooled) / len(pooled) if pooled else 0.0, dtype=torch.float64)
+    values = [math.fsum(e) / len(e) if e else 0.0 for e in errors]
+    return _geo_reduce(values, [len(e) for e in errors], pixels, reduction)
+
+
+def _vnl_keep(g: List[List[float]], delta_cos: float, delta_diff: float, delta_z: float) -> bool:
+    """The authors' ``filter_mask`` for one triplet of target points ``g = [p1, p2, p3]``."""
+    diffs = [_sub(g[1], g[0]), _sub(g[2], g[0]), _sub(g[2], g[1])]
+    count = 0  # entries of the 3x3 cosine matrix (diagonal included) with |cos| > delta_cos
+    for a in diffs:
+        for c in diffs:
+            cos = _dot(a, c) / (math.sqrt(_dot(a, a)) * math.sqrt(_dot(c, c)) + 1e-8)
+            count += int(cos > delta_cos) + int(cos < -delta_cos)
+    colinear = count > 3
+    pad = all(p[2] > delta_z for p in g)
+    near = all(any(abs(d[axis]) < delta_diff for d in diffs) for axis in range(3))
+    return pad and not (near or colinear)
+
+
+def _unit_or_zero(n: List[float]) -> List[float]:
+    length = math.sqrt(_dot(n, n))
+    return [x / length for x in n] if length > 0 else [0.0, 0.0, 0.0]
+
+
+def vnl(
+    pred: Tensor,
+    target: Tensor,
+    mask: Optional[Tensor] = None,
+    K: Any = None,
+    *,
+    samples: Tensor,
+    delta_cos: float = 0.867,
+    delta_diff: float = 0.005,
+    delta_z: float = 1e-4,
+    trim: float = 0.0,
+    reduction: str = "mean",
+    scope: str = "image",
+) -> Tensor:
+    """Loop over the given triplets ``samples`` ``(B, S, 3)`` (flat pixel indices): the paper's mean
+    of ``|n_pred - n_gt|_1`` over the triplets the authors' criteria keep; ``trim`` drops the smallest
+    errors as the authors' ``loss[int(0.25 n):]`` after an ascending sort."""
+    P, T = _images(pred), _images(target)
+    M = _mask_images(mask, pred)
+    B, H, W = P.shape
+    errors: List[List[float]] = []
+    for b in range(B):
+        k = _k_values(K, b)
+        errs = []
+        for s in range(samples.shape[1]):
+            idx = [int(samples[b, s, c]) for c in range(3)]
+            rc = [(q // W, q % W) for q in idx]
+            if not all(bool(M[b, r, c]) for r, c in rc):
+                continue
+            g = [_point(float(T[b, r, c]), c, r, k) for r, c in rc]
+            p = [_point(float(P[b, r, c]), c, r, k) for r, c in rc]
+            if not _vnl_keep(g, delta_cos, delta_diff, delta_z):
+                continue
+            n_g = _unit_or_zero(_cross(_sub(g[1], g[0]), _sub(g[2], g[0])))
+            n_p = _unit_or_zero(_cross(_sub(p[1], p[0]), _sub(p[2], p[0])))
+            errs.append(sum(abs(a - c) for a, c in zip(n_g, n_p)))
+        errors.append(errs)
+
+    def trimmed_mean(e: List[float]) -> float:
+        if not e:
+            return 0.0
+        e = sorted(e)[int(len(e) * trim) if trim > 0 else 0 :]
+        return math.fsum(e) / len(e)
+
+    if scope == "batch":
+        return torch.tensor(trimmed_mean([e for errs in errors for e in errs]), dtype=torch.float64)
+    values = [trimmed_mean(e) for e in errors]
+    return _geo_reduce(values, [len(e) for e in errors], [int(M[b].sum()) for b in range(B)], reduction)

@@ -225,6 +225,9 @@ def every_kernel(p: Tensor, t: Tensor, m: Tensor, w: Tensor, th: Tensor, pr: Ten
         DF.local_ssi(p, t, m, num_windows=4), DF.local_ssi(p, t, m, w.expand(2, 3, 6, 7), num_windows=3, align="std"),
         DF.temporal_gradient_matching(*(x.reshape(1, 2, 6, 7) for x in (p, t, m))),  # the batch as one clip
         DF.video_depth(*(x.reshape(1, 2, 6, 7) for x in (p, t, m)), scales=2),
+        DF.backproject(p, (4.0, 4.0, 3.0, 2.5)), DF.depth_to_normals(p, (4.0, 4.0, 3.0, 2.5), m).normals,
+        DF.normal(p, t, m, (4.0, 4.0, 3.0, 2.5), stencil="forward"), DF.vnl(p, t, m, (4.0, 4.0, 3.0, 2.5), seed=0),
+        DF.vnl_samples(m, 5, seed=0).float(),
     ]  # fmt: skip
     return out
 

@@ -155,7 +155,18 @@ LOSSES: Dict[str, LossSpec] = {
         False,
     ),
     "local_ssi": LossSpec(DF.local_ssi, R.local_ssi, {"num_windows": 6, "output": "linear"}, False),
+    "normal": LossSpec(DF.normal, R.normal, {"K": (4.0, 4.0, 3.0, 2.5), "stencil": "forward"}, False),
+    "vnl": LossSpec(DF.vnl, lambda *a, **kw: _vnl_oracle(*a, **kw), {"K": (4.0, 4.0, 3.0, 2.5), "seed": 0}, False),
 }
+
+
+def _vnl_oracle(pred: torch.Tensor, target: torch.Tensor, mask: Any, K: Any, seed: int, **kw: Any) -> torch.Tensor:
+    """The loop oracle on the triplets the kernel draws with ``seed`` (the sampling is reproduced, not the math)."""
+    from depthloss.functional.vnl import vnl_num_samples
+
+    valid = torch.ones_like(pred, dtype=torch.bool) if mask is None else mask
+    samples = DF.vnl_samples(valid, vnl_num_samples(pred.shape[-2], pred.shape[-1], 0.15), seed=seed)
+    return R.vnl(pred, target, mask, K, samples=samples, **kw)
 
 
 def _ranking_oracle(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor], **kw: Any) -> torch.Tensor:

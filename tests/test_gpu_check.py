@@ -26,6 +26,7 @@ from torch import Tensor
 
 import depthloss
 from depthloss import registry
+from helpers import STENCIL_LOSSES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
@@ -91,7 +92,7 @@ def test_smoke_run_is_complete_and_records_the_environment(smoke: Dict[str, Any]
     assert data["bandwidth"]["gb_per_s"] > 0
 
 
-def test_smoke_parity_passes_for_every_loss_shape_and_precision(smoke: Dict[str, Any]) -> None:
+def test_smoke_parity_passes_for_every_loss_shape_and_precision(smoke: Dict[str, Any], gc: ModuleType) -> None:
     rows = smoke["data"]["parity"]
     assert {(r["shape"], r["loss"]) for r in rows} == {
         (s, n) for s in ("small", "kitti-sparse") for n in depthloss.list_losses()
@@ -101,12 +102,14 @@ def test_smoke_parity_passes_for_every_loss_shape_and_precision(smoke: Dict[str,
         assert set(row["results"]) == set(PRECISIONS)
         for name, result in row["results"].items():
             tol = smoke["data"]["tolerances"][name]
-            assert result["value_err"] <= tol["value_rtol"] and result["grad_err"] <= tol["grad_rtol"], (
+            factor = 1.0 if name == "float64" else gc.GRAD_RTOL_FACTOR.get(row["loss"], 1.0)  # documented there
+            assert result["value_err"] <= tol["value_rtol"] and result["grad_err"] <= factor * tol["grad_rtol"], (
                 row["loss"],
                 name,
             )
             assert result["dtype"] == ("float64" if name == "float64" else "float32")
-            assert result["ref_value"] != 0.0 and math.isfinite(result["value"])  # a real loss, not noise
+            no_stencil = row["loss"] in STENCIL_LOSSES  # LiDAR-like parity targets: no full stencil is valid
+            assert (result["ref_value"] != 0.0 or no_stencil) and math.isfinite(result["value"])  # a real loss
 
 
 def test_smoke_sync_phase_ran_every_loss_unchecked_on_cpu(smoke: Dict[str, Any]) -> None:

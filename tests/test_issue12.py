@@ -113,6 +113,11 @@ B0_CALLS: Dict[str, Callable[[Tensor, Tensor, Tensor, Tensor], Any]] = {
     # video kernels: the empty batch as (0, T=1, H, W) clips
     "temporal_gradient_matching": lambda p, t, m, w: DF.temporal_gradient_matching(*_clips(p, t, m)),
     "video_depth": lambda p, t, m, w: DF.video_depth(*_clips(p, t, m), scales=2),
+    "backproject": lambda p, t, m, w: DF.backproject(p, (2.0, 2.0, 3.0, 3.0)),
+    "depth_to_normals": lambda p, t, m, w: DF.depth_to_normals(p, (2.0, 2.0, 3.0, 3.0), m).normals,
+    "normal": lambda p, t, m, w: DF.normal(p, t, m, (2.0, 2.0, 3.0, 3.0)),
+    "vnl": lambda p, t, m, w: DF.vnl(p, t, m, (2.0, 2.0, 3.0, 3.0)),
+    "vnl_samples": lambda p, t, m, w: DF.vnl_samples(m, 4, seed=0),
 }
 
 

@@ -74,6 +74,8 @@ EXPECTED_CLASSES = {
     "laplace-nll": depthloss.LaplaceNLLLoss,
     "confidence": depthloss.ConfidenceLoss,
     "local-ssi": depthloss.LocalSSILoss,
+    "normal": depthloss.NormalLoss,
+    "vnl": depthloss.VNLLoss,
 }
 
 

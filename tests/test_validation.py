@@ -9,6 +9,7 @@ NaN/inf and when the loss is back-propagated.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Callable, Dict, NamedTuple, Tuple
@@ -73,6 +74,9 @@ PAIRS: Dict[str, Pair] = {
     "scale_adaptive": Pair(DF.scale_adaptive, "pred", "target", False, True),
     "near_field_ssi_silog": Pair(DF.near_field_ssi_silog, "pred_inv", "target_inv", True, True),
     "local_ssi": Pair(DF.local_ssi, "pred", "target", False, True),
+    # the geometry losses (camera intrinsics K bound)
+    "normal": Pair(functools.partial(DF.normal, K=(4.0, 4.0, 3.0, 3.0)), "pred", "target", False, True),
+    "vnl": Pair(functools.partial(DF.vnl, K=(4.0, 4.0, 3.0, 3.0), seed=0), "pred", "target", False, True),
 }
 
 

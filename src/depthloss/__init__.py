@@ -30,6 +30,7 @@ from depthloss.nn import (
     MSELoss,
     MSGELoss,
     NearFieldSSISilog,
+    NormalLoss,
     ProgressiveSSILoss,
     RankingLoss,
     ScaleAdaptiveLoss,
@@ -40,6 +41,7 @@ from depthloss.nn import (
     SupervisedLoss,
     TemporalGradientMatchingLoss,
     VideoDepthLoss,
+    VNLLoss,
 )
 from depthloss.registry import LossInfo, get_loss, list_losses, loss_info, register_loss
 
@@ -64,6 +66,7 @@ __all__ = [
     "MSGELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
+    "NormalLoss",
     "ProgressiveSSILoss",
     "RankingLoss",
     "SILogLoss",
@@ -73,6 +76,7 @@ __all__ = [
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
     "TemporalGradientMatchingLoss",
+    "VNLLoss",
     "VideoDepthLoss",
     "__version__",
     "accelerations",

@@ -9,6 +9,7 @@ named by concept:
 - :mod:`~depthloss.functional.image`: Sobel and forward-difference derivatives, gradient
   matching, pyramids of dense and sparse maps;
 - :mod:`~depthloss.functional.depth`: depth <-> inverse depth, near-field weights;
+- :mod:`~depthloss.functional.geometry`: back-projection with intrinsics, normals from depth;
 - :mod:`~depthloss.functional.schedules`: hyper-parameters that move with training progress.
 
 Conventions shared by every kernel (see the README):
@@ -35,6 +36,7 @@ from depthloss.functional.depth import depth_to_inv, inv_to_depth, near_field_we
 from depthloss.functional.depth_pro import depth_pro
 from depthloss.functional.enhanced_ssi import enhanced_ssi
 from depthloss.functional.gaussian_nll import gaussian_nll
+from depthloss.functional.geometry import Normals, backproject, depth_to_normals
 from depthloss.functional.grad_clip import clamp_grad
 from depthloss.functional.grad_l1 import grad_l1
 from depthloss.functional.hdn import hdn
@@ -57,6 +59,7 @@ from depthloss.functional.midas import midas
 from depthloss.functional.mse import mse
 from depthloss.functional.msge import msge
 from depthloss.functional.near_field_ssi_silog import NearFieldConfig, near_field_ssi_silog
+from depthloss.functional.normal import normal
 from depthloss.functional.progressive_ssi import progressive_ssi
 from depthloss.functional.ranking import ranking, ranking_pairs
 from depthloss.functional.scale_adaptive import ScaleAdaptiveConfig, scale_adaptive
@@ -78,20 +81,24 @@ from depthloss.functional.statistics import (
 )
 from depthloss.functional.temporal_gradient_matching import temporal_gradient_matching
 from depthloss.functional.video_depth import video_depth
+from depthloss.functional.vnl import vnl, vnl_samples
 
 __all__ = [
     "Gradients",
     "MadNormalized",
     "NearFieldConfig",
+    "Normals",
     "ScaleAdaptiveConfig",
     "ScaleShift",
     "SparseDepth",
     "abs_rel",
+    "backproject",
     "berhu",
     "clamp_grad",
     "confidence_loss",
     "depth_pro",
     "depth_to_inv",
+    "depth_to_normals",
     "downsample",
     "downsample_sparse",
     "enhanced_ssi",
@@ -116,6 +123,7 @@ __all__ = [
     "msge",
     "near_field_ssi_silog",
     "near_field_weights",
+    "normal",
     "progressive_ssi",
     "ranking",
     "ranking_pairs",
@@ -132,4 +140,6 @@ __all__ = [
     "ssi_trim",
     "temporal_gradient_matching",
     "video_depth",
+    "vnl",
+    "vnl_samples",
 ]

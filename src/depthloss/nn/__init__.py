@@ -22,6 +22,7 @@ from depthloss.nn.midas import MiDaSLoss
 from depthloss.nn.mse import MSELoss
 from depthloss.nn.msge import MSGELoss
 from depthloss.nn.near_field_ssi_silog import NearFieldSSISilog
+from depthloss.nn.normal import NormalLoss
 from depthloss.nn.progressive_ssi import ProgressiveSSILoss
 from depthloss.nn.ranking import RankingLoss
 from depthloss.nn.scale_adaptive import ScaleAdaptiveLoss
@@ -32,6 +33,7 @@ from depthloss.nn.ssi_trim import SSITrimLoss
 from depthloss.nn.supervised import SupervisedLoss
 from depthloss.nn.temporal_gradient_matching import TemporalGradientMatchingLoss
 from depthloss.nn.video_depth import VideoDepthLoss
+from depthloss.nn.vnl import VNLLoss
 
 __all__ = [
     "AbsRelLoss",
@@ -53,6 +55,7 @@ __all__ = [
     "MSGELoss",
     "MiDaSLoss",
     "NearFieldSSISilog",
+    "NormalLoss",
     "ProgressiveSSILoss",
     "RankingLoss",
     "SILogLoss",
@@ -62,6 +65,7 @@ __all__ = [
     "ScaleAdaptiveLoss",
     "SupervisedLoss",
     "TemporalGradientMatchingLoss",
+    "VNLLoss",
     "VideoDepthLoss",
     "valid_mask",
 ]
