@@ -223,3 +223,18 @@ def check_ssi_silog_args(
     check_float("silog_ratio2", silog_ratio2, low=0.0, high=1.0)
     check_float("ssi_weight", ssi_weight, low=0.0)
     check_float("silog_weight", silog_weight, low=0.0)
+
+
+def check_odd(name: str, value: int, why: str) -> None:
+    """An odd integer hyper-parameter (eagerly only, like every value check)."""
+    if not _compiling() and value % 2 == 0:
+        raise ValueError(f"{name} must be odd ({why}), got {value}")
+
+
+def check_ordered(name: str, low: float, high: float, *, strict: bool, shown: Any) -> None:
+    """A ``(low, high)`` pair in order: ``low < high`` (``strict``) or ``low <= high`` (eagerly only)."""
+    if _compiling():
+        return
+    if (low >= high) if strict else (low > high):
+        relation = "low < high" if strict else "smallest <= largest"
+        raise ValueError(f"{name} must have {relation}, got {shown!r}")

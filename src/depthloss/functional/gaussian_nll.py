@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_choice, check_float, check_like, check_reduction
+from depthloss._checks import SCOPES, check_choice, check_float, check_like, check_ordered, check_reduction
 from depthloss.functional._plumbing import Reduction, Scope, autocast_off, compute_dtype, prepare, reduce_images, rows
 from depthloss.functional.statistics import row_mean
 
@@ -35,8 +35,7 @@ def check_nll_args(residual: str, log_scale_range: Tuple[float, float]) -> None:
         raise TypeError(f"log_scale_range must be a pair (low, high), got {log_scale_range!r}")
     low = check_float("log_scale_range", log_scale_range[0])
     high = check_float("log_scale_range", log_scale_range[1])
-    if not torch.compiler.is_compiling() and not low < high:
-        raise ValueError(f"log_scale_range must have low < high, got {tuple(log_scale_range)!r}")
+    check_ordered("log_scale_range", low, high, strict=True, shown=tuple(log_scale_range))
 
 
 def straight_through_clamp(s: Tensor, low: float, high: float) -> Tensor:

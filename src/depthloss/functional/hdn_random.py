@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_reduction
+from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_ordered, check_reduction
 from depthloss.functional._plumbing import Reduction, Scope, autocast_off, prepare, reduce_images
 from depthloss.functional.groups import (
     family_terms,
@@ -32,8 +32,7 @@ def check_window_size(window_size: Any) -> Tuple[float, float]:
         raise TypeError(f"window_size must be a pair (smallest, largest) of fractions, got {window_size!r}")
     lo = check_float("window_size[0]", window_size[0], low=0.0, high=1.0, low_inclusive=False)
     hi = check_float("window_size[1]", window_size[1], low=0.0, high=1.0, low_inclusive=False)
-    if not torch.compiler.is_compiling() and lo > hi:
-        raise ValueError(f"window_size must have smallest <= largest, got {window_size!r}")
+    check_ordered("window_size", lo, hi, strict=False, shown=window_size)
     return float(lo), float(hi)
 
 

@@ -8,7 +8,7 @@ from typing import Literal, NamedTuple, Optional, Tuple
 import torch
 from torch import Tensor
 
-from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_reduction
+from depthloss._checks import SCOPES, check_choice, check_float, check_int, check_odd, check_reduction
 from depthloss.functional._plumbing import (
     Reduction,
     Scope,
@@ -54,8 +54,7 @@ def check_local_ssi_args(
     check_int("num_windows", num_windows, low=1)
     if window_size is not None:
         check_int("window_size", window_size, low=1)
-        if not torch.compiler.is_compiling() and window_size % 2 == 0:
-            raise ValueError(f"window_size must be odd (a window centred on its pixel), got {window_size}")
+        check_odd("window_size", window_size, "a window centred on its pixel")
     check_choice("sampling", sampling, ("edges", "random", "grid"))
     check_float("edge_quantile", edge_quantile, low=0.0, high=1.0, high_inclusive=False)
     check_choice("align", align, ("lsq", "std"))
