@@ -78,6 +78,8 @@ def _module(name: str, **kwargs: Any) -> LossCall:
         extra = {k: torch.full_like(pred.detach(), v) for k, v in REQUIRED_INPUTS.items() if k in info.inputs}
         if "K" in info.inputs:
             extra["K"] = _intrinsics(pred)
+        if "samples" in info.inputs:  # hdn-random: the same contexts for every image, on every rank
+            extra["samples"] = torch.rand((1, 4, 6), generator=torch.Generator().manual_seed(0)).to(pred)
         if module.input_layout == "video":  # the rows of each image as the frames of a clip: (B, H, 1, W)
             pred, target = (x.reshape(x.shape[0], x.shape[-2], 1, x.shape[-1]) for x in (pred, target))
         return module(pred, target, progress=PROGRESS, **extra)
