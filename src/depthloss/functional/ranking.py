@@ -359,8 +359,8 @@ def ranking(
             pairs (the band is symmetric in log) with negated labels; the module ranks depth.
         mask: bool, same shape; ``None``: every pixel is valid.
         image: optional ``(B, C, H, W)`` (or ``(B, H, W)``) guiding image; ``None``: edges of the target.
-        num_pairs, edge_fraction, min_distance, max_distance, edge_threshold, image_channel,
-            direction: sampling, see :func:`ranking_pairs` (ignored when ``pairs`` is given).
+        num_pairs, edge_fraction, min_distance, max_distance, edge_threshold, image_channel, direction: sampling,
+            see :func:`ranking_pairs` (ignored when ``pairs`` is given).
         tolerance: relative tolerance ``σ`` of "equal" depths (default 0.03, the authors').
         alpha: weight of the equal pairs' squared difference (default 1).
         pair_denominator: ``"valid"`` (default) or ``"all"`` (the authors': all drawn pairs).
