@@ -10,6 +10,14 @@ named by concept:
   matching, pyramids of dense and sparse maps;
 - :mod:`~depthloss.functional.depth`: depth <-> inverse depth, near-field weights;
 - :mod:`~depthloss.functional.geometry`: back-projection with intrinsics, normals from depth;
+- :mod:`~depthloss.functional.derivatives`: Scharr and Laplace stencils, the masked 2x pyramid
+  and multi-scale derivative errors (Depth Pro), ZoeDepth's gradient field;
+- :mod:`~depthloss.functional.groups`: contexts (depth bins, windows) and group-wise
+  median/MAD normalization (HDN);
+- :mod:`~depthloss.functional.sampling`: fixed-count, sync-free sampling of pixels, pairs,
+  triplets and windows;
+- :mod:`~depthloss.functional.video`: ``(B, T, H, W)`` sequences, per-sequence alignment,
+  temporal gradient matching;
 - :mod:`~depthloss.functional.schedules`: hyper-parameters that move with training progress.
 
 Conventions shared by every kernel (see the README):
