@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import depthloss.functional as DF
 import reference as R
-from depthloss.functional.vnl import hashed_uniform, vnl_num_samples, vnl_terms
+from depthloss.functional.sampling import hashed_uniform
+from depthloss.functional.vnl import vnl_num_samples, vnl_terms
 from helpers import MASKS, ORACLE_SHAPES, assert_matches, build, depth_case, gen, oracle_pair, pinhole_k, to_input_space
 from loss_testing import (
     check_bad_hyperparameters,
@@ -148,7 +149,7 @@ class TestVNL:
         seeded = DF.vnl_samples(valid, 50, seed=7)
         assert torch.equal(seeded, DF.vnl_samples(valid, 50, seed=7))
         assert torch.equal(DF.vnl_samples(valid[1:2], 50, seed=7), seeded[1:2])  # independent of the batch
-        u = hashed_uniform(100_000, 0, valid)
+        u = hashed_uniform((100_000,), valid, 0)
         assert float(u.min()) >= 0.0 and float(u.max()) < 1.0 and abs(float(u.mean()) - 0.5) < 0.01
         assert vnl_num_samples(480, 640, 0.15) == int(480 * 640 * 0.15)
 

@@ -78,12 +78,7 @@ def sample_valid(valid: Tensor, num: int, generator: Optional[torch.Generator] =
         >>> bool(valid.gather(1, s.index)[0].all()), s.ok[1].any().item()
         (True, False)
     """
-    running = valid.cumsum(dim=-1)  # (G, N) int64
-    n = running[:, -1:] if valid.shape[-1] else running.sum(dim=-1, keepdim=True)
-    u = uniform((valid.shape[0], num), valid, generator, torch.float64)
-    k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))  # rank in [0, n)
-    index = torch.searchsorted(running, k + 1).clamp(max=max(valid.shape[-1] - 1, 0))
-    return Samples(index, (n > 0).expand_as(index))
+    return pick_valid(valid, uniform((valid.shape[0], num), valid, generator, torch.float64))
 
 
 # -- counter-based uniforms, pairs of distinct valid pixels (ranking loss) -------------------

@@ -19,35 +19,10 @@ from depthloss.functional._plumbing import (
     safe_sqrt,
 )
 from depthloss.functional.geometry import Intrinsics, backproject, check_intrinsics
-from depthloss.functional.sampling import check_generator, uniform
+from depthloss.functional.sampling import check_generator, hashed_uniform, pick_valid, uniform
 from depthloss.functional.statistics import trimmed_sum_rows
 
-__all__ = ["TripletTerms", "hashed_uniform", "vnl", "vnl_num_samples", "vnl_samples", "vnl_terms"]
-
-_M32 = 0xFFFFFFFF
-
-
-def _mul32(x: Tensor, c: int) -> Tensor:
-    """``(x * c) mod 2**32`` for ``0 <= x < 2**32`` in int64 without overflow (16-bit halves of ``c``)."""
-    lo = x * (c & 0xFFFF)
-    hi = ((x * (c >> 16)) & 0xFFFF) << 16
-    return (lo + hi) & _M32
-
-
-def hashed_uniform(n: int, seed: int, ref: Tensor) -> Tensor:
-    """``n`` float64 values in ``[0, 1)``, a fixed function of ``(seed, position)`` (the lowbias32 hash).
-
-    The same numbers on every device and every call, with plain integer ops (no generator, so
-    it traces under ``torch.compile(fullgraph=True)``): the draws of a module built with ``seed``.
-    """
-    x = torch.arange(n, device=ref.device, dtype=torch.int64)
-    x = (x + ((seed * 0x9E3779B1 + 0x7F4A7C15) & _M32)) & _M32
-    x = x ^ (x >> 16)
-    x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = _mul32(x, 0x846CA68B)
-    x = x ^ (x >> 16)
-    return x.to(torch.float64) / 4294967296.0
+__all__ = ["TripletTerms", "vnl", "vnl_num_samples", "vnl_samples", "vnl_terms"]
 
 
 def vnl_num_samples(height: int, width: int, sample_ratio: float) -> int:
@@ -91,15 +66,11 @@ def vnl_samples(
     b = valid.shape[0]
     n_pix = valid.shape[-1] * (valid.shape[-2] if valid.dim() > 2 else 1)
     v = valid.reshape(b, n_pix)
-    running = v.cumsum(dim=-1)
-    n = running[:, -1:] if n_pix else running.sum(dim=-1, keepdim=True)
-    if seed is not None:
-        u = hashed_uniform(num_samples * 3, seed, v).reshape(1, -1).expand(b, num_samples * 3)
+    if seed is not None:  # the same uniforms for every image (independent of the batch)
+        u = hashed_uniform((num_samples * 3,), v, seed).expand(b, num_samples * 3)
     else:
         u = uniform((b, num_samples * 3), v, generator, torch.float64)
-    k = (u * n).floor().long().clamp(max=(n - 1).clamp(min=0))
-    index = torch.searchsorted(running, k + 1).clamp(max=max(n_pix - 1, 0))
-    return index.reshape(b, num_samples, 3)
+    return pick_valid(v, u).index.reshape(b, num_samples, 3)
 
 
 class TripletTerms(NamedTuple):
@@ -255,7 +226,7 @@ def vnl(
         >>> vnl(3.0 * target, target, K=K, seed=0) < 1e-6  # a scaled prediction has the same normals
         tensor(True)
         >>> vnl(torch.full_like(target, 2.0), target, K=K, seed=0)
-        tensor(0.1823)
+        tensor(0.1886)
     """
     check_pair(pred, target)
     check_mask(mask, pred)
