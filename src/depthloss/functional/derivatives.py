@@ -26,7 +26,7 @@ from torch import Tensor
 
 from depthloss._checks import SCOPES, check_choice, check_int, check_reduction
 from depthloss.functional._plumbing import prepare, reduce_images, safe_div
-from depthloss.functional.image import Gradients, masked_mean_pool
+from depthloss.functional.image import Gradients, masked_mean_pool, smoothed_differences
 
 __all__ = [
     "DERIVATIVE_OPERATORS",
@@ -55,13 +55,7 @@ def scharr(x: Tensor, mask: Tensor) -> Tuple[Gradients, Tensor]:
     slope 1 to the right) and the transpose for ``gy``; valid where the whole 3x3 window is.
     ``x`` must be finite (sanitize invalid pixels first); ``(..., H, W)`` maps.
     """
-    smooth_v = 3.0 * x[..., :-2, :] + 10.0 * x[..., 1:-1, :] + 3.0 * x[..., 2:, :]
-    smooth_h = 3.0 * x[..., :, :-2] + 10.0 * x[..., :, 1:-1] + 3.0 * x[..., :, 2:]
-    gx = (smooth_v[..., :, 2:] - smooth_v[..., :, :-2]) / 32.0
-    gy = (smooth_h[..., 2:, :] - smooth_h[..., :-2, :]) / 32.0
-    window = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
-    window = window[..., :, :-2] & window[..., :, 1:-1] & window[..., :, 2:]
-    return Gradients(gx, gy), window
+    return smoothed_differences(x, mask, 3.0, 10.0, 32.0)
 
 
 def laplace(x: Tensor, mask: Tensor) -> Tuple[Tensor, Tensor]:

@@ -65,14 +65,32 @@ def derivatives(x: Tensor, mask: Tensor, operator: str) -> Tuple[Gradients, Grad
         gx, gy = x[..., :, 1:] - x[..., :, :-1], x[..., 1:, :] - x[..., :-1, :]
         mx, my = mask[..., :, 1:] & mask[..., :, :-1], mask[..., 1:, :] & mask[..., :-1, :]
         return Gradients(gx, gy), Gradients(mx, my)
-    # separable Sobel: smooth along one axis (1, 2, 1), difference along the other (-1, 0, 1)
-    smooth_v = x[..., :-2, :] + 2.0 * x[..., 1:-1, :] + x[..., 2:, :]
-    smooth_h = x[..., :, :-2] + 2.0 * x[..., :, 1:-1] + x[..., :, 2:]
-    gx = (smooth_v[..., :, 2:] - smooth_v[..., :, :-2]) / 8.0
-    gy = (smooth_h[..., 2:, :] - smooth_h[..., :-2, :]) / 8.0
-    window = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
-    window = window[..., :, :-2] & window[..., :, 1:-1] & window[..., :, 2:]
-    return Gradients(gx, gy), Gradients(window, window)
+    gradients, window = smoothed_differences(x, mask, 1.0, 2.0, 8.0)  # Sobel
+    return gradients, Gradients(window, window)
+
+
+def smoothed_differences(x: Tensor, mask: Tensor, outer: float, centre: float, norm: float) -> Tuple[Gradients, Tensor]:
+    """A separable 3x3 derivative on the ``(H - 2, W - 2)`` interior, and where its window is valid.
+
+    Smooth along one axis with ``(outer, centre, outer)``, difference along the other with
+    ``(-1, 0, 1)``, divide by ``norm``: Sobel is ``(1, 2, 1) / 8``, Scharr ``(3, 10, 3) / 32``.
+    ``x`` must be finite (sanitize invalid pixels first).
+    """
+
+    def smooth(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+        return a + centre * b + c if outer == 1.0 else outer * a + centre * b + outer * c
+
+    smooth_v = smooth(x[..., :-2, :], x[..., 1:-1, :], x[..., 2:, :])
+    smooth_h = smooth(x[..., :, :-2], x[..., :, 1:-1], x[..., :, 2:])
+    gx = (smooth_v[..., :, 2:] - smooth_v[..., :, :-2]) / norm
+    gy = (smooth_h[..., 2:, :] - smooth_h[..., :-2, :]) / norm
+    return Gradients(gx, gy), full_windows(mask)
+
+
+def full_windows(mask: Tensor) -> Tensor:
+    """On the ``(H - 2, W - 2)`` interior: whether the whole 3x3 window of ``mask`` is true."""
+    rows3 = mask[..., :-2, :] & mask[..., 1:-1, :] & mask[..., 2:, :]
+    return rows3[..., :, :-2] & rows3[..., :, 1:-1] & rows3[..., :, 2:]
 
 
 @autocast_off
@@ -128,8 +146,7 @@ def sobel_mask(mask: Tensor) -> Tensor:
         raise ValueError(f"mask must have shape (B, 1, H, W) or (B, H, W), got {tuple(mask.shape)}")
     if mask.shape[-2] < 3 or mask.shape[-1] < 3:
         return torch.zeros_like(mask)
-    _, (window, _) = derivatives(mask.float(), mask, "sobel")
-    return F.pad(window, (1, 1, 1, 1), value=False)
+    return F.pad(full_windows(mask), (1, 1, 1, 1), value=False)
 
 
 # -- gradient matching ------------------------------------------------------------------------
@@ -414,8 +431,7 @@ def image_edge_magnitude(image: Tensor, valid: Tensor, border: int = 3) -> Tenso
     rows_ = torch.arange(h, device=img.device).unsqueeze(1)
     cols = torch.arange(w, device=img.device).unsqueeze(0)
     inner = (rows_ >= border) & (rows_ < h - border) & (cols >= border) & (cols < w - border)
-    stencil = F.pad(derivatives(valid.float(), valid, "sobel")[1][0], (1, 1, 1, 1), value=False)
-    return torch.where(inner & stencil, mag, 0.0)
+    return torch.where(inner & sobel_mask(valid), mag, 0.0)
 
 
 class Windows(NamedTuple):
